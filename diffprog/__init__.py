@@ -1,0 +1,68 @@
+"""diffprog: differentiable programming native to NumPy.
+
+An automatic-differentiation engine over NumPy arrays (forward and reverse mode to any order,
+linearize and linear transposition, custom rules, program graphs) and the elements of
+*The Elements of Differentiable Programming* built on it.
+
+Example::
+
+    >>> import numpy as np, diffprog, diffprog.numpy as dnp
+    >>> float(diffprog.grad(lambda x: dnp.sum(x ** 2))(np.array([1.0, 2.0]))[1])
+    4.0
+"""
+
+from . import numpy as numpy  # noqa: F401  (installs tracer methods)
+from .core.api import (
+    grad,
+    hessian,
+    hvp,
+    jacfwd,
+    jacobian,
+    jacrev,
+    jvp,
+    value_and_grad,
+    vjp,
+)
+from .core.custom import custom_jvp, custom_vjp, stop_gradient
+from .core.instrument import count_calls, profile
+from .core.ir import Graph, make_graph
+from .core.linearize import linear_transpose, linearize
+from .core.pytree import (
+    register_dataclass,
+    register_pytree_node,
+    tree_flatten,
+    tree_leaves,
+    tree_map,
+    tree_structure,
+    tree_unflatten,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Graph",
+    "count_calls",
+    "custom_jvp",
+    "custom_vjp",
+    "grad",
+    "hessian",
+    "hvp",
+    "jacfwd",
+    "jacobian",
+    "jacrev",
+    "jvp",
+    "linear_transpose",
+    "linearize",
+    "make_graph",
+    "profile",
+    "register_dataclass",
+    "register_pytree_node",
+    "stop_gradient",
+    "tree_flatten",
+    "tree_leaves",
+    "tree_map",
+    "tree_structure",
+    "tree_unflatten",
+    "value_and_grad",
+    "vjp",
+]

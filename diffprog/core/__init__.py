@@ -1,0 +1,1 @@
+"""The automatic-differentiation engine: primitives, traces, transformations, IR."""

@@ -1,0 +1,135 @@
+"""Tensor contractions: ``matmul`` and ``einsum`` primitives (book §8.4.3, Example 8.3).
+
+Both are linear in each operand. For ``W ↦ W x`` the JVP is ``V x`` and the VJP is ``u xᵀ``;
+for ``W ↦ W X`` the VJP is ``U Xᵀ``. ``einsum`` handles every contraction through one rule: the
+transpose with respect to operand ``k`` is again an einsum, of the cotangent with the other
+operands, producing operand ``k``'s subscripts (then broadcast along the letters that only
+operand ``k`` carried).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.primitive import Primitive
+from ._base import is_undefined, shape_of
+from .structural import broadcast_to_p, reshape_p, transpose_p, unbroadcast
+
+__all__ = ["matmul_p", "einsum_p"]
+
+
+def _swap(x):
+    nd = len(shape_of(x))
+    axes = tuple(range(nd - 2)) + (nd - 1, nd - 2)
+    return transpose_p.bind(x, axes=axes)
+
+
+def _matmul_vjp_a(g, ans, a, b):
+    sa, sb = shape_of(a), shape_of(b)
+    if len(sb) == 1:
+        if len(sa) == 1:  # inner product
+            return g * b
+        # (..., n, k) @ (k,) -> (..., n)
+        ga = reshape_p.bind(g, shape=shape_of(g) + (1,)) * b
+        return unbroadcast(ga, sa)
+    if len(sa) == 1:
+        # (k,) @ (..., k, m) -> (..., m)
+        ga = matmul_p.bind(b, reshape_p.bind(g, shape=shape_of(g) + (1,)))
+        return unbroadcast(reshape_p.bind(ga, shape=shape_of(ga)[:-1]), sa)
+    return unbroadcast(matmul_p.bind(g, _swap(b)), sa)
+
+
+def _matmul_vjp_b(g, ans, a, b):
+    sa, sb = shape_of(a), shape_of(b)
+    if len(sa) == 1:
+        if len(sb) == 1:
+            return g * a
+        # (k,) @ (..., k, m): gb[..., k, m] = a[k] g[..., m]
+        gb = reshape_p.bind(a, shape=(sa[0], 1)) * reshape_p.bind(
+            g, shape=shape_of(g)[:-1] + (1, shape_of(g)[-1])
+        )
+        return unbroadcast(gb, sb)
+    if len(sb) == 1:
+        # (..., n, k) @ (k,) -> (..., n): gb[k] = sum a[..., n, k] g[..., n]
+        gb = matmul_p.bind(_swap(a), reshape_p.bind(g, shape=shape_of(g) + (1,)))
+        return unbroadcast(reshape_p.bind(gb, shape=shape_of(gb)[:-1]), sb)
+    return unbroadcast(matmul_p.bind(_swap(a), g), sb)
+
+
+def _matmul_jvp(primals, tangents, ans):
+    a, b = primals
+    ta, tb = tangents
+    out = None
+    if ta is not None:
+        out = matmul_p.bind(ta, b)
+    if tb is not None:
+        c = matmul_p.bind(a, tb)
+        out = c if out is None else out + c
+    if shape_of(out) != shape_of(ans):
+        out = broadcast_to_p.bind(out, shape=shape_of(ans))
+    return out
+
+
+def _matmul_t(ct, a, b):
+    if is_undefined(a) and is_undefined(b):
+        raise TypeError("matmul: the product of two linear inputs is not linear")
+    if is_undefined(a):
+        return _matmul_vjp_a(ct, None, a, b), None
+    return None, _matmul_vjp_b(ct, None, a, b)
+
+
+matmul_p = Primitive("matmul", np.matmul, jvp=_matmul_jvp, vjps=(_matmul_vjp_a, _matmul_vjp_b),
+                     transpose=_matmul_t)
+
+
+# ----------------------------------------------------------------------------- einsum
+def _einsum_impl(*ops, spec):
+    return np.einsum(spec, *ops, optimize=len(ops) > 2)
+
+
+def _parse(spec):
+    ins, out = spec.split("->")
+    return ins.split(","), out
+
+
+def _einsum_jvp(primals, tangents, ans, *, spec):
+    out = None
+    for k, t in enumerate(tangents):
+        if t is None:
+            continue
+        ops = list(primals)
+        ops[k] = t
+        c = einsum_p.bind(*ops, spec=spec)
+        out = c if out is None else out + c
+    return out
+
+
+def _einsum_t(ct, *ops, spec):
+    ins, out = _parse(spec)
+    lin = [k for k, o in enumerate(ops) if is_undefined(o)]
+    if len(lin) != 1:
+        raise TypeError("einsum: not linear (several operands depend on the linear input)")
+    k = lin[0]
+    target = ins[k]
+    others = [(ins[j], ops[j]) for j in range(len(ops)) if j != k]
+    avail = set(out).union(*[set(s) for s, _ in others]) if others else set(out)
+    present = "".join(c for c in target if c in avail)
+    new_spec = ",".join([out] + [s for s, _ in others]) + "->" + present
+    res = einsum_p.bind(ct, *[o for _, o in others], spec=new_spec)
+    shape = ops[k].shape
+    if present != target:
+        sizes = dict(zip(target, shape, strict=True))
+        # insert missing axes (size 1) then broadcast
+        kshape = tuple(sizes[c] if c in avail else 1 for c in target)
+        order = [c for c in target if c in avail]
+        perm = [order.index(c) for c in present]
+        if perm != sorted(perm):
+            res = transpose_p.bind(res, axes=tuple(int(i) for i in np.argsort(perm)))
+        res = reshape_p.bind(res, shape=kshape)
+        res = broadcast_to_p.bind(res, shape=shape)
+    out_list = [None] * len(ops)
+    out_list[k] = res
+    return tuple(out_list)
+
+
+einsum_p = Primitive("einsum", _einsum_impl, jvp=_einsum_jvp, transpose=_einsum_t)

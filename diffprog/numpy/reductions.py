@@ -1,0 +1,129 @@
+"""Reductions and scans: max/min, prod, cumsum, cumprod, logsumexp, sort (book §2.3, §8.4.1).
+
+``logsumexp`` is a primitive of its own, kept whole for numerical stability (book §8.4.1): it
+evaluates ``m + log Σ exp(x - m)`` with ``m = max x`` and its gradient is the softmax.
+
+Non-smooth conventions: at ties, ``max``/``min`` split the cotangent equally among the tied
+entries (an element of the Clarke subdifferential); ``sort`` differentiates through the stable
+sorting permutation, so tied entries receive the cotangents of their positions in stable order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.primitive import Primitive
+from ._base import shape_of
+from .structural import broadcast_to_p, getitem_p, reshape_p, sum_p
+
+
+def _keep_shape(shape, axis):
+    return tuple(1 if i in axis else s for i, s in enumerate(shape))
+
+
+def _expand(y, shape, axis, keepdims):
+    """Broadcast a reduced array back to ``shape``."""
+    if not keepdims:
+        y = reshape_p.bind(y, shape=_keep_shape(shape, axis))
+    return broadcast_to_p.bind(y, shape=shape)
+
+
+# ----------------------------------------------------------------------------- max / min
+def _extremum(name, npfun):
+    def impl(x, *, axis, keepdims):
+        return npfun(x, axis=axis, keepdims=keepdims)
+
+    def weights(x, ans, axis, keepdims):
+        from .. import numpy as dnp
+
+        shape = shape_of(x)
+        mask = dnp.equal(x, _expand(ans, shape, axis, keepdims))
+        mask = mask.astype(np.result_type(x.dtype if hasattr(x, "dtype") else float, np.float32))
+        count = sum_p.bind(mask, axis=axis, keepdims=True)
+        return mask / count
+
+    prim = Primitive(name, impl)
+
+    def jvp(primals, tangents, ans, *, axis, keepdims):
+        (x,), (t,) = primals, tangents
+        w = weights(x, ans, axis, keepdims)
+        return sum_p.bind(w * t, axis=axis, keepdims=keepdims)
+
+    def vjp(g, ans, x, *, axis, keepdims):
+        w = weights(x, ans, axis, keepdims)
+        return w * _expand(g, shape_of(x), axis, keepdims)
+
+    prim.jvp = jvp
+    prim.vjps = (vjp,)
+    return prim
+
+
+max_p = _extremum("max", np.max)
+min_p = _extremum("min", np.min)
+
+
+# ----------------------------------------------------------------------------- logsumexp
+def _lse_impl(x, *, axis, keepdims):
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    if not keepdims:
+        out = np.squeeze(out, axis=axis)
+    return out
+
+
+def _lse_weights(x, ans, axis, keepdims):
+    from .. import numpy as dnp
+
+    return dnp.exp(x - _expand(ans, shape_of(x), axis, keepdims))
+
+
+lse_p = Primitive("logsumexp", _lse_impl)
+lse_p.jvp = lambda primals, tangents, ans, *, axis, keepdims: sum_p.bind(
+    _lse_weights(primals[0], ans, axis, keepdims) * tangents[0], axis=axis, keepdims=keepdims
+)
+lse_p.vjps = (
+    lambda g, ans, x, *, axis, keepdims: _lse_weights(x, ans, axis, keepdims)
+    * _expand(g, shape_of(x), axis, keepdims),
+)
+
+
+# ----------------------------------------------------------------------------- cumsum
+def _flip_idx(nd, axis):
+    return tuple(slice(None, None, -1) if i == axis else slice(None) for i in range(nd))
+
+
+def _cumsum_t(ct, x, *, axis):
+    idx = _flip_idx(len(x.shape), axis)
+    return (getitem_p.bind(cumsum_p.bind(getitem_p.bind(ct, idx=idx), axis=axis), idx=idx),)
+
+
+cumsum_p = Primitive("cumsum", lambda x, *, axis: np.cumsum(x, axis=axis), transpose=_cumsum_t)
+cumsum_p.jvp = lambda primals, tangents, ans, *, axis: cumsum_p.bind(tangents[0], axis=axis)
+
+
+# ----------------------------------------------------------------------------- sort
+def _sort_impl(x, *, axis):
+    return np.sort(x, axis=axis, kind="stable")
+
+
+def _sort_index(x, axis):
+    from ._base import primal
+
+    xv = primal(x)
+    perm = np.argsort(xv, axis=axis, kind="stable")
+    idx = list(np.indices(perm.shape, sparse=True))
+    idx[axis] = perm
+    return tuple(idx)
+
+
+sort_p = Primitive("sort", _sort_impl)
+sort_p.jvp = lambda primals, tangents, ans, *, axis: getitem_p.bind(
+    tangents[0], idx=_sort_index(primals[0], axis)
+)
+
+argsort_p = Primitive("argsort", lambda x, *, axis: np.argsort(x, axis=axis, kind="stable"),
+                      nondiff=True)
+argmax_p = Primitive("argmax", lambda x, *, axis: np.argmax(x, axis=axis), nondiff=True)
+argmin_p = Primitive("argmin", lambda x, *, axis: np.argmin(x, axis=axis), nondiff=True)

@@ -1,0 +1,275 @@
+"""Linear structural primitives: reshape, transpose, broadcast, sum, indexing, scatter,
+concatenation, padding, selection and dtype conversion (book §8.4.4).
+
+Each is linear in its array arguments, so it registers a **transpose** rule only; its JVP applies
+the primitive to the tangent and its VJP is derived from the transpose rule (one mechanism for
+``vjp`` and ``linear_transpose``): sum ↔ broadcast, slice ↔ pad/scatter, reshape ↔ reshape.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.primitive import Primitive, Tracer
+from ._base import dtype_of, is_undefined, shape_of
+
+__all__ = [
+    "reshape_p",
+    "transpose_p",
+    "broadcast_to_p",
+    "sum_p",
+    "getitem_p",
+    "index_add_p",
+    "index_set_p",
+    "concatenate_p",
+    "pad_p",
+    "select_p",
+    "convert_p",
+    "unbroadcast",
+    "normalize_axis",
+]
+
+
+def normalize_axis(axis, ndim, fname="sum"):
+    """``axis`` (None, int or tuple) as a sorted tuple of non-negative ints."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for a in axes:
+        if not isinstance(a, (int, np.integer)) or not -ndim <= a < max(ndim, 1):
+            raise ValueError(f"{fname}: axis {a!r} is out of bounds for an array of ndim {ndim}")
+        out.append(int(a) % max(ndim, 1))
+    if len(set(out)) != len(out):
+        raise ValueError(f"{fname}: repeated axis in {axis!r}")
+    return tuple(sorted(out))
+
+
+def _linear(name, impl, transpose):
+    prim = Primitive(name, impl, transpose=transpose)
+
+    def jvp(primals, tangents, ans, **params):
+        return prim.bind(tangents[0], **params)
+
+    prim.jvp = jvp
+    return prim
+
+
+# ----------------------------------------------------------------------------- reshape
+def _reshape_t(ct, x, *, shape):
+    return (reshape_p.bind(ct, shape=x.shape),)
+
+
+reshape_p = _linear("reshape", lambda x, *, shape: np.reshape(x, shape), _reshape_t)
+
+
+# ----------------------------------------------------------------------------- transpose
+def _transpose_t(ct, x, *, axes):
+    return (transpose_p.bind(ct, axes=tuple(int(i) for i in np.argsort(axes))),)
+
+
+transpose_p = _linear("transpose", lambda x, *, axes: np.transpose(x, axes), _transpose_t)
+
+
+# ----------------------------------------------------------------------------- sum / broadcast
+def _sum_impl(x, *, axis, keepdims):
+    return np.sum(x, axis=axis, keepdims=keepdims)
+
+
+def _sum_t(ct, x, *, axis, keepdims):
+    shape = x.shape
+    if not keepdims:
+        kshape = tuple(1 if i in axis else s for i, s in enumerate(shape))
+        ct = reshape_p.bind(ct, shape=kshape)
+    return (broadcast_to_p.bind(ct, shape=shape),)
+
+
+sum_p = _linear("sum", _sum_impl, _sum_t)
+
+
+def unbroadcast(g, shape):
+    """Sum ``g`` down to ``shape`` (the transpose of broadcasting ``shape`` to ``g.shape``)."""
+    gshape = shape_of(g)
+    if gshape == tuple(shape):
+        return g
+    lead = len(gshape) - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, s in enumerate(shape) if s == 1 and gshape[lead + i] != 1
+    )
+    if axes:
+        g = sum_p.bind(g, axis=axes, keepdims=False)
+    if shape_of(g) != tuple(shape):
+        g = reshape_p.bind(g, shape=tuple(shape))
+    return g
+
+
+def _broadcast_t(ct, x, *, shape):
+    return (unbroadcast(ct, x.shape),)
+
+
+broadcast_to_p = _linear(
+    "broadcast_to", lambda x, *, shape: np.broadcast_to(x, shape), _broadcast_t
+)
+
+
+# ----------------------------------------------------------------------------- dtype conversion
+def _convert_t(ct, x, *, dtype):
+    return (convert_p.bind(ct, dtype=x.dtype),)
+
+
+convert_p = _linear("convert_element_type", lambda x, *, dtype: np.asarray(x).astype(dtype),
+                    _convert_t)
+
+
+# ----------------------------------------------------------------------------- indexing
+def is_basic_index(idx) -> bool:
+    for i in idx:
+        if not (i is None or i is Ellipsis or isinstance(i, (slice, int, np.integer))):
+            return False
+    return True
+
+
+def _index_add_impl(x, v, *, idx):
+    out = np.array(x, dtype=np.result_type(x, v), copy=True)
+    if is_basic_index(idx):
+        out[idx] += v
+    else:
+        np.add.at(out, idx, v)
+    return out
+
+
+def _getitem_t(ct, x, *, idx):
+    z = np.zeros(x.shape, dtype=dtype_of(ct))
+    return (index_add_p.bind(z, ct, idx=idx),)
+
+
+getitem_p = _linear("getitem", lambda x, *, idx: x[idx], _getitem_t)
+
+
+def _index_add_t(ct, x, v, *, idx):
+    cx = ct if is_undefined(x) else None
+    cv = unbroadcast(getitem_p.bind(ct, idx=idx), v.shape) if is_undefined(v) else None
+    return cx, cv
+
+
+def _two_linear_jvp(prim):
+    def jvp(primals, tangents, ans, **params):
+        tx, tv = tangents
+        if tx is None:
+            tx = np.zeros(shape_of(ans), dtype=dtype_of(ans))
+        if tv is None:
+            tv = np.zeros(shape_of(primals[1]), dtype=dtype_of(ans))
+        return prim.bind(tx, tv, **params)
+
+    return jvp
+
+
+index_add_p = Primitive("index_add", _index_add_impl, transpose=_index_add_t)
+index_add_p.jvp = _two_linear_jvp(index_add_p)
+
+
+def _index_set_impl(x, v, *, idx):
+    out = np.array(x, dtype=np.result_type(x, v), copy=True)
+    out[idx] = v
+    return out
+
+
+def _index_set_t(ct, x, v, *, idx):
+    cx = index_set_p.bind(ct, np.zeros((), dtype_of(ct)), idx=idx) if is_undefined(x) else None
+    cv = unbroadcast(getitem_p.bind(ct, idx=idx), v.shape) if is_undefined(v) else None
+    return cx, cv
+
+
+index_set_p = Primitive("index_set", _index_set_impl, transpose=_index_set_t)
+index_set_p.jvp = _two_linear_jvp(index_set_p)
+
+
+# ----------------------------------------------------------------------------- concatenate
+def _concat_impl(*xs, axis):
+    return np.concatenate(xs, axis=axis)
+
+
+def _concat_t(ct, *xs, axis):
+    out = []
+    start = 0
+    nd = len(shape_of(ct))
+    for x in xs:
+        n = shape_of(x)[axis]
+        if is_undefined(x):
+            idx = (slice(None),) * axis + (slice(start, start + n),) + (slice(None),) * (
+                nd - axis - 1
+            )
+            out.append(getitem_p.bind(ct, idx=idx))
+        else:
+            out.append(None)
+        start += n
+    return tuple(out)
+
+
+def _concat_jvp(primals, tangents, ans, *, axis):
+    ts = [np.zeros(shape_of(p), dtype=dtype_of(ans)) if t is None else t
+          for p, t in zip(primals, tangents, strict=True)]
+    return concatenate_p.bind(*ts, axis=axis)
+
+
+concatenate_p = Primitive("concatenate", _concat_impl, jvp=_concat_jvp, transpose=_concat_t)
+
+
+# ----------------------------------------------------------------------------- pad (zeros)
+def _pad_t(ct, x, *, pad_width):
+    idx = tuple(slice(lo, lo + n) for (lo, _hi), n in zip(pad_width, x.shape, strict=True))
+    return (getitem_p.bind(ct, idx=idx),)
+
+
+pad_p = _linear("pad", lambda x, *, pad_width: np.pad(x, pad_width), _pad_t)
+
+
+# ----------------------------------------------------------------------------- select (where)
+def _select_impl(c, x, y):
+    return np.where(c, x, y)
+
+
+def _select_jvp(primals, tangents, ans, **params):
+    c = primals[0]
+    _, tx, ty = tangents
+    shape = shape_of(ans)
+    dt = dtype_of(ans)
+    tx = np.zeros((), dt) if tx is None else tx
+    ty = np.zeros((), dt) if ty is None else ty
+    out = select_p.bind(c, tx, ty)
+    if shape_of(out) != shape:
+        out = broadcast_to_p.bind(out, shape=shape)
+    return out
+
+
+def _select_t(ct, c, x, y):
+    if is_undefined(c):
+        raise TypeError("where: the condition is not differentiable")
+    z = np.zeros((), dtype_of(ct))
+    cx = unbroadcast(select_p.bind(c, ct, z), x.shape) if is_undefined(x) else None
+    cy = unbroadcast(select_p.bind(c, z, ct), y.shape) if is_undefined(y) else None
+    return None, cx, cy
+
+
+select_p = Primitive("where", _select_impl, jvp=_select_jvp, transpose=_select_t)
+
+
+def concrete_index(idx):
+    """Replace traced integer index arrays by their values (indices are never differentiated)."""
+    if not isinstance(idx, tuple):
+        idx = (idx,)
+    out = []
+    for i in idx:
+        if isinstance(i, Tracer):
+            i = i.primal_value
+        if isinstance(i, list):
+            i = np.asarray(i)
+        if isinstance(i, np.ndarray) and i.dtype.kind == "f":
+            raise IndexError(
+                "getitem: index arrays must be integer or boolean, got floating-point values"
+            )
+        if isinstance(i, np.ndarray) and i.dtype == bool:
+            out.extend(i.nonzero())
+            continue
+        out.append(i)
+    return tuple(out)
