@@ -195,14 +195,13 @@ def vjp(fun: Callable, *primals: Any, has_aux: bool = False):
     flat_out, out_def = tree_flatten(res)
     out_vals = [o.value if (type(o) is ReverseTracer and o._trace is trace) else o
                 for o in flat_out]
-    wanted = [t.idx for t in ins]
 
     def vjp_fn(*cts):
         ct = cts[0] if len(cts) == 1 else cts
         flat_ct = _check_tangents("vjp (vjp_fn)", out_vals, out_def, (ct,), unwrap=True)
         seeds = [(o, c) for o, c in zip(flat_out, flat_ct, strict=True)
                  if type(o) is ReverseTracer and o._trace is trace]
-        got = backward(trace.tape, seeds, wanted)
+        got = backward(trace, seeds, ins)
         got = [_zeros_like(p) if g is None else g for g, p in zip(got, flat, strict=True)]
         return tuple(in_def.unflatten(got))
 
@@ -272,7 +271,7 @@ def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: boo
                 f"{fname}: the function must return a real floating-point scalar, got dtype {dt}"
             )
         if is_ours:
-            got = backward(trace.tape, [(res, np.ones((), dtype=dt))], [t.idx for t in ins])
+            got = backward(trace, [(res, np.ones((), dtype=dt))], ins)
         else:
             got = [None] * len(ins)
         got = [_zeros_like(p) if g is None else g for g, p in zip(got, flat, strict=True)]

@@ -276,16 +276,18 @@ class Graph:
     def _edge_vjps(self, cts_out):
         """Alg. 8.5 with the bookkeeping exposed: returns (node cotangents, edge contributions)."""
         from ..numpy import zeros_like
-        from .reverse import ReverseTrace
+        from .reverse import ReverseTrace, backward
 
         prog = self.program
         trace = ReverseTrace()
-        node_of_idx = {}
+        node_of = {}
         with trace:
             env = {}
+            ins = []
             for k, v in enumerate(prog.invars):
                 env[v] = trace.new_input(v.value)
-                node_of_idx[env[v].idx] = k
+                ins.append(env[v])
+                node_of[id(env[v])] = k
             for eq in prog.eqns:
                 if type(eq.outvars) is tuple:
                     raise TypeError(
@@ -295,31 +297,25 @@ class Graph:
                 vals = [env[a] if type(a) is Var else a for a in eq.inputs]
                 ans = env[eq.outvars] = eq.prim.bind(*vals, **eq.params)
                 if isinstance(ans, Tracer):
-                    node_of_idx[ans.idx] = self._index[eq.outvars]
+                    node_of[id(ans)] = self._index[eq.outvars]
             outs = [env[o] if type(o) is Var else o for o in prog.outputs]
         r = [None] * len(self.nodes)
         contrib: dict[tuple[int, int], Any] = {}
+        seeds = []
         for o, c in zip(outs, cts_out, strict=True):
             if isinstance(o, Tracer):
-                k = node_of_idx[o.idx]
+                seeds.append((o, c))
+                k = node_of[id(o)]
                 r[k] = c if r[k] is None else r[k] + c
-        tape = trace.tape
-        for i in range(len(tape) - 1, -1, -1):
-            entry = tape[i]
-            if entry is None:
-                continue
-            k = node_of_idx[i]
-            g = r[k]
-            if g is None:
-                continue
-            prim, vals, params, parents, ans = entry
-            for argnum, pidx, _poi in parents:
-                c = prim.vjps[argnum](g, ans, *vals, **params)
-                j = node_of_idx[pidx]
-                contrib[(j, k)] = c if (j, k) not in contrib else contrib[(j, k)] + c
-                r[j] = c if r[j] is None else r[j] + c
-        r = [zeros_like(n.value) if x is None and n.name != "input" else x for x, n in
-             zip(r, self.nodes, strict=True)]
+
+        def on_edge(parent, node, c):
+            key = (node_of[id(parent)], node_of[id(node)])
+            contrib[key] = c if key not in contrib else contrib[key] + c
+            j = key[0]
+            r[j] = c if r[j] is None else r[j] + c
+
+        backward(trace, seeds, ins, on_edge)
+        r = [zeros_like(n.value) if x is None else x for x, n in zip(r, self.nodes, strict=True)]
         return r, contrib
 
     def vjp(self, *cts_out):

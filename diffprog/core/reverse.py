@@ -1,72 +1,206 @@
 """Reverse mode: a tape of primitive applications, replayed backwards (book §8.1.2, Alg. 8.2/8.5).
 
-The forward pass records, for every primitive applied to a :class:`ReverseTracer`, the tuple
-``(prim, args, params, parents, ans)`` on the trace's tape; the position on the tape is a
-topological order. The backward pass walks the tape from the end, initialises every cotangent to
-zero (``None``) and *accumulates* contributions into the parents (the ``dup`` rule of §8.3.2:
-fan-out sums cotangents, it never copies data). Rules are evaluated on the stored arguments with
-differentiable primitives, so a backward pass run inside another transformation is itself
-recorded (reverse-over-reverse, forward-over-reverse).
+Every primitive applied to a :class:`ReverseTracer` creates a new tracer that *is* the tape
+node: it stores the primitive, its arguments (the residuals), its parameters, its parent
+tracers and, during the backward pass, its cotangent. The tape lists the nodes in creation
+order, which is a topological order. The backward pass walks the tape from the end; every
+cotangent starts at zero (``None``) and contributions are *accumulated* into the parents (the
+``dup`` rule of §8.3.2: fan-out sums cotangents, it never copies data). Rules are evaluated on
+the stored arguments with differentiable primitives, so a backward pass run inside another
+transformation is itself recorded (reverse-over-reverse, forward-over-reverse).
+
+A primitive with several outputs gets one node holding the tuple of outputs, followed by one
+projection node per output.
 """
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
+from . import primitive
 from .primitive import Trace, Tracer
 
-__all__ = ["ReverseTrace", "ReverseTracer", "backward"]
+__all__ = ["ReverseTrace", "ReverseTracer", "backward", "node_vjp"]
 
 
 class ReverseTracer(Tracer):
-    """A value on a reverse-mode tape: ``idx`` is its node, ``oi`` its output index (-1: single)."""
+    """A value on a reverse-mode tape, and the tape node that produced it."""
 
-    __slots__ = ("value", "idx", "oi")
+    __slots__ = ("value", "prim", "args", "params", "parents", "ct")
 
-    def __init__(self, trace, value, idx, oi=-1):
+    def __init__(self, trace, value):
         self._trace = trace
         self.value = value
-        self.idx = idx
-        self.oi = oi
+        self.prim = None
+        self.ct = None
+
+
+class _Project:
+    """Marks a projection node ``out[k]`` of a multiple-result node."""
+
+    __slots__ = ("k",)
+    name = "project"
+    vjps = None
+
+    def __init__(self, k):
+        self.k = k
+
+
+_new = object.__new__
+
+
+_EMPTY: dict = {}
+
+
+def make_fast_binary(prim):
+    """A specialised ``prim.bind(s, o)`` for a reverse-mode tracer ``s`` (installed as its
+    operator methods): the common first-order case skips the generic dispatch."""
+    impl = prim.impl
+    generic = prim.bind
+    nd = np.ndarray
+
+    def left(s, o):
+        tr = s._trace
+        to = type(o)
+        if to is ReverseTracer:
+            if o._trace is not tr:
+                return generic(s, o)
+            ov = o.value
+            if type(ov) is not nd and isinstance(ov, Tracer):
+                return generic(s, o)
+            po = o
+        elif to is float or to is int or to is nd:
+            ov = o
+            po = None
+        else:
+            return generic(s, o)
+        sv = s.value
+        if (type(sv) is not nd and isinstance(sv, Tracer)) or primitive.profiler is not None:
+            return generic(s, o)
+        t = _new(ReverseTracer)
+        t._trace = tr
+        t.value = impl(sv, ov)
+        t.prim = prim
+        t.args = (sv, ov)
+        t.params = _EMPTY
+        t.parents = (s, po)
+        t.ct = None
+        tr.tape.append(t)
+        return t
+
+    def right(s, o):
+        to = type(o)
+        if to is float or to is int or to is nd:
+            sv = s.value
+            if (type(sv) is not nd and isinstance(sv, Tracer)) or primitive.profiler is not None:
+                return generic(o, s)
+            tr = s._trace
+            t = _new(ReverseTracer)
+            t._trace = tr
+            t.value = impl(o, sv)
+            t.prim = prim
+            t.args = (o, sv)
+            t.params = _EMPTY
+            t.parents = (None, s)
+            t.ct = None
+            tr.tape.append(t)
+            return t
+        return generic(o, s)
+
+    return left, right
+
+
+def make_fast_unary(prim):
+    """A specialised ``prim.bind(x)`` (used by the unary functions of ``diffprog.numpy``)."""
+    impl = prim.impl
+    generic = prim.bind
+    nd = np.ndarray
+
+    def call(x):
+        if type(x) is ReverseTracer:
+            sv = x.value
+            if (type(sv) is nd or not isinstance(sv, Tracer)) and primitive.profiler is None:
+                tr = x._trace
+                t = _new(ReverseTracer)
+                t._trace = tr
+                t.value = impl(sv)
+                t.prim = prim
+                t.args = (sv,)
+                t.params = _EMPTY
+                t.parents = (x,)
+                t.ct = None
+                tr.tape.append(t)
+                return t
+            return generic(x)
+        if type(x) is nd and primitive.profiler is None:
+            return impl(x)
+        return generic(x)
+
+    return call
 
 
 class ReverseTrace(Trace):
-    __slots__ = ("tape",)
+    __slots__ = ("tape", "lock")
 
     def __init__(self):
         super().__init__()
         self.tape = []
+        self.lock = threading.Lock()
 
     def new_input(self, value):
-        tape = self.tape
-        idx = len(tape)
-        tape.append(None)  # a leaf: no primitive
-        return ReverseTracer(self, value, idx)
+        return ReverseTracer(self, value)
 
     def process(self, prim, args, params):
-        vals = list(args)
-        parents = []
-        for i, a in enumerate(args):
-            if type(a) is ReverseTracer and a._trace is self:
-                vals[i] = a.value
-                parents.append((i, a.idx, a.oi))
-        ans = prim.bind(*vals, **params)
+        if len(args) == 1:
+            a = args[0]
+            v = a.value
+            vals = (v,)
+            parents = (a,)
+            nested = isinstance(v, Tracer)
+        else:
+            vals = list(args)
+            parents = [None] * len(args)
+            nested = False
+            i = 0
+            for a in args:
+                if type(a) is ReverseTracer and a._trace is self:
+                    v = vals[i] = a.value
+                    parents[i] = a
+                    if isinstance(v, Tracer):
+                        nested = True
+                elif isinstance(a, Tracer):
+                    nested = True
+                i += 1
+        if nested or primitive.profiler is not None:
+            ans = prim.bind(*vals, **params)
+        else:
+            ans = prim.impl(*vals, **params)
         if prim.nondiff:
             return ans
-        tape = self.tape
-        idx = len(tape)
-        tape.append((prim, vals, params, parents, ans))
+        t = _new(ReverseTracer)
+        t._trace = self
+        t.value = ans
+        t.prim = prim
+        t.args = vals
+        t.params = params
+        t.parents = parents
+        t.ct = None
+        self.tape.append(t)
         if prim.multiple_results:
-            return tuple(ReverseTracer(self, a, idx, k) for k, a in enumerate(ans))
-        return ReverseTracer(self, ans, idx)
-
-
-def _add(a, b):
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return a + b
+            outs = []
+            for k, a in enumerate(ans):
+                o = _new(ReverseTracer)
+                o._trace = self
+                o.value = a
+                o.prim = _Project(k)
+                o.parents = t
+                o.ct = None
+                self.tape.append(o)
+                outs.append(o)
+            return tuple(outs)
+        return t
 
 
 def _zeros_like(x):
@@ -87,8 +221,8 @@ def node_vjp(prim, g, ans, vals, params, argnums):
         out = []
         for i in argnums:
             args = list(vals)
-            v = vals[i]
-            args[i] = UndefinedPrimal(np.shape(_primal(v)), np.result_type(_primal(v)))
+            v = _primal(vals[i])
+            args[i] = UndefinedPrimal(np.shape(v), np.result_type(v))
             out.append(prim.transpose(g, *args, **params)[i])
         return out
     if prim.jvp is None:
@@ -104,54 +238,86 @@ def _primal(v):
     return v
 
 
-def backward(tape, seeds, wanted):
-    """Propagate cotangents backwards along ``tape``.
+def _general_step(node, g, on_edge):
+    prim = node.prim
+    parents = node.parents
+    if prim.multiple_results:
+        g = tuple(_zeros_like(a) if c is None else c for c, a in zip(g, node.value, strict=True))
+    argnums = [j for j, p in enumerate(parents) if p is not None]
+    cts = node_vjp(prim, g, node.value, node.args, node.params, argnums)
+    for j, c in zip(argnums, cts, strict=True):
+        if c is None:
+            continue
+        p = parents[j]
+        if on_edge is not None:
+            on_edge(p, node, c)
+        old = p.ct
+        p.ct = c if old is None else old + c
 
-    ``seeds``: list of ``(tracer, cotangent)`` for the outputs; ``wanted``: tape indices (leaves)
-    whose cotangents are returned (``None`` where nothing reached them).
+
+def backward(trace, seeds, leaves, on_edge=None):
+    """Propagate cotangents backwards along ``trace``'s tape (Alg. 8.5).
+
+    ``seeds``: ``(tracer, cotangent)`` pairs for the outputs; returns the accumulated cotangents
+    of ``leaves`` (``None`` where nothing reached them). ``on_edge(parent, node, contribution)``,
+    if given, is called for every edge contribution ``r_{parent -> node}``.
     """
-    n = len(tape)
-    cts = [None] * n
-    for t, ct in seeds:
-        if t.oi < 0:
-            cts[t.idx] = _add(cts[t.idx], ct)
-        else:
-            node = tape[t.idx]
-            lst = cts[t.idx] or [None] * len(node[4])
-            lst[t.oi] = _add(lst[t.oi], ct)
-            cts[t.idx] = lst
-    for i in range(n - 1, -1, -1):
-        g = cts[i]
-        if g is None:
-            continue
-        node = tape[i]
-        if node is None:
-            continue
-        cts[i] = None
-        prim, vals, params, parents, ans = node
-        if prim.multiple_results:
-            g = tuple(_zeros_like(a) if c is None else c for c, a in zip(g, ans, strict=True))
-        vjps = prim.vjps
-        if vjps is None:
-            contribs = node_vjp(prim, g, ans, vals, params, [p[0] for p in parents])
-        else:
-            contribs = None
-        for k, (argnum, pidx, poi) in enumerate(parents):
-            if contribs is None:
-                c = vjps[argnum](g, ans, *vals, **params)
-            else:
-                c = contribs[k]
-            if c is None:
-                continue
-            if poi < 0:
-                old = cts[pidx]
-                cts[pidx] = c if old is None else old + c
-            else:
-                lst = cts[pidx]
-                if lst is None:
-                    lst = cts[pidx] = [None] * len(tape[pidx][4])
-                lst[poi] = _add(lst[poi], c)
-    return [cts[i] for i in wanted]
+    with trace.lock:
+        try:
+            for t, ct in seeds:
+                t.ct = ct if t.ct is None else t.ct + ct
+            for node in reversed(trace.tape):
+                g = node.ct
+                if g is None:
+                    continue
+                node.ct = None
+                prim = node.prim
+                vjps = prim.vjps
+                if vjps is not None and on_edge is None:
+                    parents = node.parents
+                    params = node.params
+                    if len(parents) == 1:
+                        p = parents[0]
+                        if params:
+                            c = vjps[0](g, node.value, *node.args, **params)
+                        else:
+                            c = vjps[0](g, node.value, *node.args)
+                        if c is not None:
+                            old = p.ct
+                            p.ct = c if old is None else old + c
+                        continue
+                    j = 0
+                    for p in parents:
+                        if p is not None:
+                            if params:
+                                c = vjps[j](g, node.value, *node.args, **params)
+                            else:
+                                c = vjps[j](g, node.value, *node.args)
+                            if c is not None:
+                                old = p.ct
+                                p.ct = c if old is None else old + c
+                        j += 1
+                    continue
+                if type(prim) is _Project:
+                    parent = node.parents
+                    lst = parent.ct
+                    if lst is None:
+                        lst = parent.ct = [None] * len(parent.value)
+                    k = prim.k
+                    lst[k] = g if lst[k] is None else lst[k] + g
+                    continue
+                _general_step(node, g, on_edge)
+            out = []
+            for leaf in leaves:
+                out.append(leaf.ct)
+                leaf.ct = None
+            return out
+        except BaseException:
+            for node in trace.tape:
+                node.ct = None
+            for leaf in leaves:
+                leaf.ct = None
+            raise
 
 
 def as_primal_array(x):

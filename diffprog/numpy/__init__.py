@@ -46,6 +46,12 @@ from .ufuncs import UFUNCS as _UFUNCS
 from . import methods as _methods  # noqa: F401,E402  (installs operators on tracers)
 
 globals().update(_UFUNCS)
+
+import sys as _sys  # noqa: E402
+
+from . import elementwise as _elementwise  # noqa: E402
+
+_elementwise.dnp = _sys.modules[__name__]
 round_ = _UFUNCS["rint"]
 
 

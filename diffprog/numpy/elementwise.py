@@ -50,8 +50,17 @@ def _add_t(ct, x, y):
 
 
 add_p = Primitive("add", np.add, jvp=_add_jvp, transpose=_add_t)
-add_p.vjps = (lambda g, ans, x, y: unbroadcast(g, shape_of(x)),
-              lambda g, ans, x, y: unbroadcast(g, shape_of(y)))
+def _ub(r, x):
+    """``unbroadcast(r, shape of x)`` with a fast exit for equal shapes."""
+    try:
+        if r.shape == x.shape:
+            return r
+    except AttributeError:
+        pass
+    return unbroadcast(r, shape_of(x))
+
+
+add_p.vjps = (lambda g, ans, x, y: _ub(g, x), lambda g, ans, x, y: _ub(g, y))
 
 
 def _sub_jvp(primals, tangents, ans):
@@ -69,8 +78,7 @@ def _sub_t(ct, x, y):
 
 
 subtract_p = Primitive("subtract", np.subtract, jvp=_sub_jvp, transpose=_sub_t)
-subtract_p.vjps = (lambda g, ans, x, y: unbroadcast(g, shape_of(x)),
-                   lambda g, ans, x, y: unbroadcast(-g, shape_of(y)))
+subtract_p.vjps = (lambda g, ans, x, y: _ub(g, x), lambda g, ans, x, y: _ub(-g, y))
 
 
 def _mul_jvp(primals, tangents, ans):
@@ -92,8 +100,7 @@ def _mul_t(ct, x, y):
 
 
 multiply_p = Primitive("multiply", np.multiply, jvp=_mul_jvp, transpose=_mul_t)
-multiply_p.vjps = (lambda g, ans, x, y: unbroadcast(g * y, shape_of(x)),
-                   lambda g, ans, x, y: unbroadcast(x * g, shape_of(y)))
+multiply_p.vjps = (lambda g, ans, x, y: _ub(g * y, x), lambda g, ans, x, y: _ub(x * g, y))
 
 
 def _div_jvp(primals, tangents, ans):
@@ -113,8 +120,7 @@ def _div_t(ct, x, y):
 
 
 divide_p = Primitive("divide", np.divide, jvp=_div_jvp, transpose=_div_t)
-divide_p.vjps = (lambda g, ans, x, y: unbroadcast(g / y, shape_of(x)),
-                 lambda g, ans, x, y: unbroadcast(-(g * ans) / y, shape_of(y)))
+divide_p.vjps = (lambda g, ans, x, y: _ub(g / y, x), lambda g, ans, x, y: _ub(-(g * ans) / y, y))
 
 negative_p = Primitive("negative", np.negative, transpose=lambda ct, x: (-ct,))
 negative_p.jvp = lambda primals, tangents, ans: -tangents[0]
@@ -126,10 +132,8 @@ _LN2 = math.log(2.0)
 _LN10 = math.log(10.0)
 
 
-def _np():
-    from .. import numpy as dnp
-
-    return dnp
+#: the differentiable namespace, set by ``diffprog.numpy`` once it is fully imported
+dnp = None
 
 
 UNARY = {
@@ -144,19 +148,19 @@ UNARY = {
     "cbrt": (np.cbrt, lambda x, y: 1 / (3 * y * y)),
     "square": (np.square, lambda x, y: 2 * x),
     "reciprocal": (np.reciprocal, lambda x, y: -(y * y)),
-    "sin": (np.sin, lambda x, y: _np().cos(x)),
-    "cos": (np.cos, lambda x, y: -_np().sin(x)),
+    "sin": (np.sin, lambda x, y: dnp.cos(x)),
+    "cos": (np.cos, lambda x, y: -dnp.sin(x)),
     "tan": (np.tan, lambda x, y: 1 + y * y),
-    "arcsin": (np.arcsin, lambda x, y: 1 / _np().sqrt(1 - x * x)),
-    "arccos": (np.arccos, lambda x, y: -1 / _np().sqrt(1 - x * x)),
+    "arcsin": (np.arcsin, lambda x, y: 1 / dnp.sqrt(1 - x * x)),
+    "arccos": (np.arccos, lambda x, y: -1 / dnp.sqrt(1 - x * x)),
     "arctan": (np.arctan, lambda x, y: 1 / (1 + x * x)),
-    "sinh": (np.sinh, lambda x, y: _np().cosh(x)),
-    "cosh": (np.cosh, lambda x, y: _np().sinh(x)),
+    "sinh": (np.sinh, lambda x, y: dnp.cosh(x)),
+    "cosh": (np.cosh, lambda x, y: dnp.sinh(x)),
     "tanh": (np.tanh, lambda x, y: 1 - y * y),
-    "arcsinh": (np.arcsinh, lambda x, y: 1 / _np().sqrt(x * x + 1)),
-    "arccosh": (np.arccosh, lambda x, y: 1 / _np().sqrt(x * x - 1)),
+    "arcsinh": (np.arcsinh, lambda x, y: 1 / dnp.sqrt(x * x + 1)),
+    "arccosh": (np.arccosh, lambda x, y: 1 / dnp.sqrt(x * x - 1)),
     "arctanh": (np.arctanh, lambda x, y: 1 / (1 - x * x)),
-    "abs": (np.abs, lambda x, y: _np().sign(x)),
+    "abs": (np.abs, lambda x, y: dnp.sign(x)),
     "deg2rad": (np.deg2rad, lambda x, y: math.pi / 180),
     "rad2deg": (np.rad2deg, lambda x, y: 180 / math.pi),
 }
@@ -176,8 +180,14 @@ _FORMULAS = {
 
 def _unary(name, ufunc, deriv):
     prim = Primitive(name, ufunc)
-    prim.jvp = lambda primals, tangents, ans: tangents[0] * deriv(primals[0], ans)
-    prim.vjps = (lambda g, ans, x: g * deriv(x, ans),)
+    def jvp(primals, tangents, ans):
+        return tangents[0] * deriv(primals[0], ans)
+
+    def vjp(g, ans, x):
+        return g * deriv(x, ans)
+
+    prim.jvp = jvp
+    prim.vjps = (vjp,)
     return prim
 
 
@@ -188,7 +198,6 @@ UNARY_PRIMS["negative"] = negative_p
 
 
 def _pow_dx(x, y, ans):
-    dnp = _np()
     if isinstance(y, (int, float)) and not isinstance(y, bool):
         if y == 0:
             return 0.0 * x
@@ -199,14 +208,12 @@ def _pow_dx(x, y, ans):
 
 
 def _pow_dy(x, y, ans):
-    dnp = _np()
     safe = dnp.where(x > 0, x, 1.0)
     return dnp.where(x > 0, ans * dnp.log(safe), 0.0)
 
 
 def _half_tie(cmp):
     def d(x, y, ans):
-        dnp = _np()
         return dnp.where(cmp(x, y), 1.0, dnp.where(x == y, 0.5, 0.0))
 
     return d
@@ -221,14 +228,14 @@ BINARY = {
     "arctan2": (np.arctan2, lambda y, x, a: x / (x * x + y * y),
                 lambda y, x, a: -y / (x * x + y * y)),
     "hypot": (np.hypot, lambda x, y, a: x / a, lambda x, y, a: y / a),
-    "logaddexp": (np.logaddexp, lambda x, y, a: _np().exp(x - a),
-                  lambda x, y, a: _np().exp(y - a)),
-    "logaddexp2": (np.logaddexp2, lambda x, y, a: _np().exp2(x - a),
-                   lambda x, y, a: _np().exp2(y - a)),
+    "logaddexp": (np.logaddexp, lambda x, y, a: dnp.exp(x - a),
+                  lambda x, y, a: dnp.exp(y - a)),
+    "logaddexp2": (np.logaddexp2, lambda x, y, a: dnp.exp2(x - a),
+                   lambda x, y, a: dnp.exp2(y - a)),
     "remainder": (np.remainder, lambda x, y, a: 1.0 + 0.0 * x,
-                  lambda x, y, a: -_np().floor_divide(x, y)),
+                  lambda x, y, a: -dnp.floor_divide(x, y)),
     "fmod": (np.fmod, lambda x, y, a: 1.0 + 0.0 * x,
-             lambda x, y, a: -_np().trunc(x / y)),
+             lambda x, y, a: -dnp.trunc(x / y)),
 }
 
 
@@ -247,8 +254,8 @@ def _binary(name, ufunc, d0, d1):
         return _fit(out, ans)
 
     prim.jvp = jvp
-    prim.vjps = (lambda g, ans, x, y: unbroadcast(g * d0(x, y, ans), shape_of(x)),
-                 lambda g, ans, x, y: unbroadcast(g * d1(x, y, ans), shape_of(y)))
+    prim.vjps = (lambda g, ans, x, y: _ub(g * d0(x, y, ans), x),
+                 lambda g, ans, x, y: _ub(g * d1(x, y, ans), y))
     return prim
 
 
@@ -265,7 +272,6 @@ def _clip_impl(x, lo, hi):
 def _clip_jvp(primals, tangents, ans):
     x, lo, hi = primals
     tx, tlo, thi = tangents
-    dnp = _np()
     out = None
     if tx is not None:
         out = dnp.where((x >= lo) & (x <= hi), tx, 0.0)
@@ -280,7 +286,6 @@ def _clip_jvp(primals, tangents, ans):
 
 def _clip_vjp(i):
     def rule(g, ans, x, lo, hi):
-        dnp = _np()
         mask = [(x >= lo) & (x <= hi), x < lo, x > hi][i]
         return unbroadcast(dnp.where(mask, g, 0.0), shape_of((x, lo, hi)[i]))
 

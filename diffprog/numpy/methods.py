@@ -12,16 +12,50 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.primitive import Tracer
+from ..core.reverse import ReverseTracer, make_fast_binary
 from . import creation, products, reduce_ops, shape_ops, ufuncs
 from .elementwise import BINARY_PRIMS, NONDIFF_PRIMS, negative_p
 from .structural import concrete_index, getitem_p
 
-_add = BINARY_PRIMS["add"].bind
-_sub = BINARY_PRIMS["subtract"].bind
-_mul = BINARY_PRIMS["multiply"].bind
-_div = BINARY_PRIMS["divide"].bind
-_pow = BINARY_PRIMS["power"].bind
-_mod = BINARY_PRIMS["remainder"].bind
+_EMPTY: dict = {}
+
+
+def _fast_binary(prim):
+    """``prim.bind(x, y)`` specialised for a traced first or second operand."""
+
+    def left(s, o):
+        t = s._trace
+        if isinstance(o, Tracer) and o._trace.level > t.level:
+            t = o._trace
+        return t.process(prim, (s, o), _EMPTY)
+
+    def right(s, o):
+        t = s._trace
+        if isinstance(o, Tracer) and o._trace.level > t.level:
+            t = o._trace
+        return t.process(prim, (o, s), _EMPTY)
+
+    return left, right
+
+
+_add, _radd = _fast_binary(BINARY_PRIMS["add"])
+_sub, _rsub = _fast_binary(BINARY_PRIMS["subtract"])
+_mul, _rmul = _fast_binary(BINARY_PRIMS["multiply"])
+_div, _rdiv = _fast_binary(BINARY_PRIMS["divide"])
+_pow, _rpow = _fast_binary(BINARY_PRIMS["power"])
+_mod, _rmod = _fast_binary(BINARY_PRIMS["remainder"])
+
+_REVERSE_FAST = {
+    "__add__": "add", "__sub__": "subtract", "__mul__": "multiply", "__truediv__": "divide",
+    "__pow__": "power",
+}
+
+
+def _install_reverse_fast_paths():
+    for meth, name in _REVERSE_FAST.items():
+        left, right = make_fast_binary(BINARY_PRIMS[name])
+        setattr(ReverseTracer, meth, left)
+        setattr(ReverseTracer, "__r" + meth[2:], right)
 _neg = negative_p.bind
 _getitem = getitem_p.bind
 _cmp = {n: NONDIFF_PRIMS[n].bind for n in
@@ -30,18 +64,18 @@ _cmp = {n: NONDIFF_PRIMS[n].bind for n in
 
 def _install():
     T = Tracer
-    T.__add__ = lambda s, o: _add(s, o)
-    T.__radd__ = lambda s, o: _add(o, s)
-    T.__sub__ = lambda s, o: _sub(s, o)
-    T.__rsub__ = lambda s, o: _sub(o, s)
-    T.__mul__ = lambda s, o: _mul(s, o)
-    T.__rmul__ = lambda s, o: _mul(o, s)
-    T.__truediv__ = lambda s, o: _div(s, o)
-    T.__rtruediv__ = lambda s, o: _div(o, s)
-    T.__pow__ = lambda s, o: _pow(s, o)
-    T.__rpow__ = lambda s, o: _pow(o, s)
-    T.__mod__ = lambda s, o: _mod(s, o)
-    T.__rmod__ = lambda s, o: _mod(o, s)
+    T.__add__ = _add
+    T.__radd__ = _radd
+    T.__sub__ = _sub
+    T.__rsub__ = _rsub
+    T.__mul__ = _mul
+    T.__rmul__ = _rmul
+    T.__truediv__ = _div
+    T.__rtruediv__ = _rdiv
+    T.__pow__ = _pow
+    T.__rpow__ = _rpow
+    T.__mod__ = _mod
+    T.__rmod__ = _rmod
     T.__floordiv__ = lambda s, o: _cmp["floor_divide"](s, o)
     T.__rfloordiv__ = lambda s, o: _cmp["floor_divide"](o, s)
     T.__neg__ = lambda s: _neg(s)
@@ -138,3 +172,4 @@ def _array_function(self, func, types, args, kwargs):
 
 
 _install()
+_install_reverse_fast_paths()

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..core.primitive import Primitive
+from ..core.reverse import make_fast_unary
 from .elementwise import (
     _FORMULAS,
     BINARY,
@@ -36,11 +37,7 @@ _BINARY_FORMULAS = {
 
 
 def _make_unary(name: str, prim: Primitive):
-    bind = prim.bind
-
-    def fn(x: Any) -> Any:
-        return bind(x)
-
+    fn = make_fast_unary(prim)
     fn.__name__ = fn.__qualname__ = name
     formula = _FORMULAS.get(name, "-1" if name == "negative" else "")
     fn.__doc__ = (
