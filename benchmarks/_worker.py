@@ -140,11 +140,13 @@ def _setup_numpy(problem: Any) -> dict[str, Callable[[], Any]]:
 def _setup_numpy_like(problem: Any, lib: str) -> dict[str, Callable[[], Any]]:
     """diffprog and HIPS autograd share one program: NumPy-style code on a NumPy-like module."""
     try:
-        grad = importlib.import_module(lib).grad
-        xnp = importlib.import_module(f"{lib}.numpy")
-        logsumexp = importlib.import_module(f"{lib}.scipy.special").logsumexp
+        top = importlib.import_module(lib)
     except ImportError as exc:
-        raise Missing(f"{lib} not importable: {exc}") from exc
+        raise Missing(f"{lib} not installed: {exc}") from exc
+    # an installed package whose submodules fail to import is an error, not a skip
+    grad = top.grad
+    xnp = importlib.import_module(f"{lib}.numpy")
+    logsumexp = importlib.import_module(f"{lib}.scipy.special").logsumexp
 
     def chain_loss(x: Any) -> Any:
         for _ in range(CHAIN_LENGTH):

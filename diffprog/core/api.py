@@ -6,7 +6,6 @@ All of them take and return pytrees and nest to any order (book §8.4.2):
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -35,6 +34,8 @@ __all__ = [
 
 
 def _dtype_of(x):
+    if type(x) is np.ndarray:
+        return x.dtype
     if isinstance(x, Tracer):
         return np.result_type(x.primal_value)
     return np.result_type(x)
@@ -42,7 +43,8 @@ def _dtype_of(x):
 
 def _prepare_primals(fname: str, primals) -> tuple[list, PyTreeDef]:
     flat, treedef = tree_flatten(tuple(primals))
-    return [as_primal_array(x) for x in flat], treedef
+    nd = np.ndarray
+    return [x if type(x) is nd else as_primal_array(x) for x in flat], treedef
 
 
 def _check_float_leaves(fname: str, flat, what="argument"):
@@ -113,6 +115,8 @@ def _check_argnums_range(fname, nums, nargs):
 
 
 def _zeros_like(x):
+    if type(x) is np.ndarray:
+        return np.zeros(x.shape, x.dtype)
     from ..numpy import zeros_like
 
     return zeros_like(x)
@@ -217,7 +221,8 @@ def _strip(tree, trace):
                         for x in flat])
 
 
-def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False):
+def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
+                   *, _name: str = "value_and_grad"):
     """Return a function computing ``(fun(*args), ∇fun(*args))`` (book §8.2.2, Alg. 8.3).
 
     ``fun`` must return a real scalar. ``argnums`` selects the differentiated positional
@@ -230,7 +235,7 @@ def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: boo
         >>> diffprog.value_and_grad(lambda x: (x ** 2).sum())(np.array([1., 2.]))
         (np.float64(5.0), array([2., 4.]))
     """
-    fname = "value_and_grad"
+    fname = _name
     nums, single = _normalize_argnums(fname, argnums)
 
     def value_and_grad_fun(*args, **kwargs):
@@ -254,12 +259,13 @@ def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: boo
             res, aux = res
         is_ours = type(res) is ReverseTracer and res._trace is trace
         val = res.value if is_ours else res
-        if isinstance(val, Tracer):
-            pv = val.primal_value
+        pv = val.primal_value if isinstance(val, Tracer) else val
+        if isinstance(pv, (np.ndarray, np.generic)):
+            shape, dt = pv.shape, pv.dtype
+        elif isinstance(pv, (list, tuple, dict)):
+            shape, dt = None, None
         else:
-            pv = val
-        shape = np.shape(pv)
-        dt = np.result_type(pv) if not isinstance(pv, (list, tuple, dict)) else None
+            shape, dt = np.shape(pv), np.result_type(pv)
         if dt is None or shape != ():
             raise TypeError(
                 f"{fname}: the function must return a scalar (shape ()), got "
@@ -277,6 +283,7 @@ def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: boo
         got = [_zeros_like(p) if g is None else g for g, p in zip(got, flat, strict=True)]
         g = in_def.unflatten(got)
         g = g[0] if single else tuple(g)
+
         if has_aux:
             return (val, _strip(aux, trace)), g
         return val, g
@@ -295,7 +302,7 @@ def grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False)
         >>> float(diffprog.grad(diffprog.grad(diffprog.grad(dnp.sin)))(np.array(0.0)))
         -1.0
     """
-    vg = value_and_grad(fun, argnums, has_aux)
+    vg = value_and_grad(fun, argnums, has_aux, _name="grad")
 
     def grad_fun(*args, **kwargs):
         (res, g) = vg(*args, **kwargs)
@@ -364,22 +371,24 @@ def _jac(fname, fun, argnums, mode):
             return fun(*full)
 
         in_shapes = [np.shape(x.primal_value if isinstance(x, Tracer) else x) for x in flat]
+        n_in = sum(int(np.prod(s)) for s in in_shapes)
         m = mode
-        if m == "auto":
-            out0 = f_flat(*flat)
+        rev = None
+        if m in ("auto", "rev"):
+            rev = vjp(f_flat, *flat)
             n_out = sum(int(np.size(o.primal_value if isinstance(o, Tracer) else o))
-                        for o in tree_flatten(out0)[0])
-            n_in = sum(int(np.prod(s)) for s in in_shapes)
-            m = "rev" if n_out < n_in else "fwd"
+                        for o in tree_flatten(rev[0])[0])
+            if m == "auto":
+                m = "rev" if n_out < n_in else "fwd"
         if m == "rev":
-            out, f_vjp = vjp(f_flat, *flat)
+            out, f_vjp = rev
             flat_out, out_def = tree_flatten(out)
             out_shapes = [np.shape(o.primal_value if isinstance(o, Tracer) else o)
                           for o in flat_out]
             rows = [[] for _ in flat_out]
             for oi, _j, ct in _basis(flat_out):
                 cts = f_vjp(out_def.unflatten(ct))
-                rows[oi].append([_ravel(c) for c in cts])
+                rows[oi].append([_ravel(c) for c in tree_flatten(cts)[0]])
             blocks = _assemble(rows, out_shapes, in_shapes, True)
         else:
             out, f_jvp = linearize(f_flat, *flat)
@@ -500,5 +509,3 @@ def hvp(fun: Callable, w: Any, v: Any, method: str = "fwd-rev") -> Any:
         return unravel(stack(out))
     raise ValueError(f"hvp: method must be one of {_HVP_METHODS}, got {method!r}")
 
-
-_ = operator  # (kept for future argnum helpers)

@@ -134,9 +134,12 @@ class custom_vjp:
         return tuple(flat) + tuple(flat_res)
 
     def _vjp_joint(self, g, ans, argnums, *leaves, in_def, box):
+        from ..numpy import zeros_like
+
         out_def, n_out, res_def = box[0]
         res = res_def.unflatten(ans[n_out:])
-        cts = self.bwd(res, out_def.unflatten(g[:n_out]))
+        g_out = [zeros_like(a) if c is None else c for c, a in zip(g[:n_out], ans, strict=False)]
+        cts = self.bwd(res, out_def.unflatten(g_out))
         if not isinstance(cts, (tuple, list)) or len(cts) != len(in_def.children):
             raise TypeError(
                 f"custom_vjp bwd of {self.__name__} must return a tuple with one cotangent per "
@@ -148,6 +151,19 @@ class custom_vjp:
                 f"custom_vjp bwd of {self.__name__}: cotangent structure {ct_def} does not "
                 f"match the arguments' structure {in_def}"
             )
+        g_res = g[n_out:]
+        if any(c is not None for c in g_res):
+            # the residuals are functions of the inputs too (this matters at second order, when
+            # an outer transformation differentiates the backward rule): add their VJP
+            from .api import vjp
+
+            def residuals(*xs):
+                return tuple(tree_flatten(self.fwd(*in_def.unflatten(xs))[1])[0])
+
+            _, res_vjp = vjp(residuals, *leaves)
+            extra = res_vjp(tuple(zeros_like(a) if c is None else c
+                                  for c, a in zip(g_res, ans[n_out:], strict=True)))
+            flat_ct = [c if e is None else c + e for c, e in zip(flat_ct, extra, strict=True)]
         return [flat_ct[i] for i in argnums]
 
     def __call__(self, *args):

@@ -84,7 +84,13 @@ class PyTreeDef:
         self.kind = kind
         self.aux = aux
         self.children = children
-        self.num_leaves = 1 if kind is None else sum(c.num_leaves for c in children)
+        if kind is None:
+            self.num_leaves = 1
+        else:
+            n = 0
+            for c in children:
+                n += c.num_leaves
+            self.num_leaves = n
 
     def unflatten(self, leaves) -> Any:
         """Rebuild the pytree from a flat sequence of leaves."""
@@ -100,7 +106,7 @@ class PyTreeDef:
         kind = self.kind
         if kind is None:
             return next(it)
-        kids = [c._build(it) for c in self.children]
+        kids = [next(it) if c.kind is None else c._build(it) for c in self.children]
         if kind is tuple:
             return tuple(kids)
         if kind is list:
@@ -141,13 +147,21 @@ def _hashable(x):
 
 
 LEAF = PyTreeDef(None, None, ())
+_LEAF_TYPES_SET = {np.ndarray, float, int, complex, np.float64, np.float32}
 _NONE = PyTreeDef(type(None), None, ())
 
 
 def _flatten(tree, leaves):
     t = type(tree)
     if t is tuple or t is list:
-        return PyTreeDef(t, None, tuple(_flatten(c, leaves) for c in tree))
+        kids = []
+        for c in tree:
+            if type(c) in _LEAF_TYPES_SET:
+                leaves.append(c)
+                kids.append(LEAF)
+            else:
+                kids.append(_flatten(c, leaves))
+        return PyTreeDef(t, None, tuple(kids))
     if t is dict:
         keys = sorted(tree)
         return PyTreeDef(dict, tuple(keys), tuple(_flatten(tree[k], leaves) for k in keys))

@@ -241,8 +241,10 @@ def _primal(v):
 def _general_step(node, g, on_edge):
     prim = node.prim
     parents = node.parents
-    if prim.multiple_results:
+    if prim.multiple_results and prim.vjp_joint is None:
         g = tuple(_zeros_like(a) if c is None else c for c, a in zip(g, node.value, strict=True))
+    elif prim.multiple_results:
+        g = tuple(g)
     argnums = [j for j, p in enumerate(parents) if p is not None]
     cts = node_vjp(prim, g, node.value, node.args, node.params, argnums)
     for j, c in zip(argnums, cts, strict=True):

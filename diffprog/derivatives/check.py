@@ -21,9 +21,12 @@ Design notes
   forward-over-reverse and reverse-over-reverse rules are all exercised.
 * Integer and boolean arguments (and non-array arguments) have no tangent space: they are
   held fixed (closed over) and never given a tangent.
-* Complex values use the real inner product ``Re⟨a, b⟩ = Re Σ conj(a)·b``: the reverse check
-  verifies ``Re⟨vjp_fn(u), v⟩ = Re⟨u, ∂f[v]⟩``, i.e. that ``vjp_fn`` is the adjoint of the JVP
-  for the real inner product of ``C = R²``.
+* Complex values follow the engine's (and JAX's) convention: ``vjp_fn`` is the transpose of the
+  R-linear JVP for the real bilinear pairing ``(a, b) ↦ Re Σ a·b`` (no conjugation; e.g. the
+  VJP of ``z ↦ c·z`` is ``u ↦ c·u``). The reverse check is ``Re Σ vjp_fn(u)·v = Re Σ u·∂f[v]``,
+  which is equivalent to ``Re⟨conj vjp_fn(conj u), v⟩ = Re⟨u, ∂f[v]⟩`` with the usual
+  (conjugate-linear) inner product, and holds for holomorphic and non-holomorphic f alike.
+  For real arrays it is the plain adjoint identity ``⟨vjp_fn(u), v⟩ = ⟨u, ∂f[v]⟩``.
 """
 
 from __future__ import annotations
@@ -136,6 +139,11 @@ def _like(direction: np.ndarray, x: Any) -> np.ndarray:
     return direction.astype(dt)
 
 
+def _pair(a: np.ndarray, b: np.ndarray) -> float:
+    """``Re Σ a·b``: the real bilinear pairing for which ``vjp_fn`` is the JVP's transpose."""
+    return float(np.real(np.sum(a * b)))
+
+
 def _default_tol(dtypes: Sequence[np.dtype]) -> float:
     bits = min((np.finfo(dt).bits for dt in dtypes if _is_inexact(dt)), default=64)
     return {16: 5e-2, 32: 1e-3}.get(bits, 1e-5)
@@ -244,16 +252,17 @@ class _Checker:
                 ad_t = _as_array(
                     "check_grads", f"tangent output leaf {i}", t_leaves[i], leaves0[i].shape
                 )
+                if ad_t.dtype.kind == "c" and leaves0[i].dtype.kind == "f":
+                    self.fail(
+                        "fwd",
+                        depth,
+                        label,
+                        f"tangent output leaf {i} is complex but the primal output is real "
+                        f"({leaves0[i].dtype}); JVP = {ad_t!r}, central FD = {fd[i]!r}",
+                    )
                 msg = _worst(ad_t, fd[i], atol, rtol)
                 if msg is not None:
                     self.fail("fwd", depth, label, f"JVP != central FD for output leaf {i}: {msg}")
-            if depth < order:
-
-                def f_jvp(*xs: Any) -> Any:
-                    vs = tuple(_like(vi, x) for vi, x in zip(v, xs, strict=True))
-                    return self.ad.jvp(f, xs, vs)[1]
-
-                self.check(f_jvp, primals, depth + 1, order, " of JVP" + label_suffix)
 
         if "rev" in self.modes:
             label = "VJP" + label_suffix
@@ -286,8 +295,17 @@ class _Checker:
                 _as_array("check_grads", f"cotangent {j}", ct, p.shape)
                 for j, (ct, p) in enumerate(zip(cts, primals, strict=True))
             ]
-            ip_ad = sum(float(np.real(np.vdot(ct, vi))) for ct, vi in zip(ct_arrs, v, strict=True))
-            ip_fd = sum(float(np.real(np.vdot(u_leaves[i], fd[i]))) for i in inexact)
+            for j, (ct, p) in enumerate(zip(ct_arrs, primals, strict=True)):
+                if ct.dtype.kind == "c" and p.dtype.kind == "f":
+                    self.fail(
+                        "rev",
+                        depth,
+                        label,
+                        f"cotangent {j} is complex but the argument is real ({p.dtype})",
+                    )
+            # Re of the bilinear pairing Σ a·b (JAX's and the engine's complex convention)
+            ip_ad = sum(_pair(ct, vi) for ct, vi in zip(ct_arrs, v, strict=True))
+            ip_fd = sum(_pair(u_leaves[i], fd[i]) for i in inexact)
             mag = max(
                 sum(float(np.sum(np.abs(u_leaves[i]) * np.abs(fd[i]))) for i in inexact),
                 sum(
@@ -301,27 +319,32 @@ class _Checker:
                     "rev",
                     depth,
                     label,
-                    f"adjointness Re<vjp(u), v> = {ip_ad!r} but Re<u, FD jvp(v)> = "
+                    f"adjointness Re(vjp_fn(u)·v) = {ip_ad!r} but Re(u·FD_jvp(v)) = "
                     f"{ip_fd!r} (mismatch {abs(ip_ad - ip_fd):.3e} > allowed {bound:.3e}; "
                     f"atol={atol:g}, rtol={rtol:g})",
                 )
-            if depth < order:
-                u_fixed = u_leaves
 
-                def f_vjp(*xs: Any) -> Any:
-                    out_x, fn = self.ad.vjp(f, *xs)
-                    o_leaves, _ = self.flatten(out_x)
-                    return fn(
-                        self.unflatten(
-                            treedef,
-                            [
-                                _like(u, o) if i in inexact else u
-                                for i, (u, o) in enumerate(zip(u_fixed, o_leaves, strict=True))
-                            ],
-                        )
-                    )
+        # All first-order checks of this level run before any higher-order one, so a failure is
+        # reported at the lowest order where it occurs.
+        if depth < order and "fwd" in self.modes:
 
-                self.check(f_vjp, primals, depth + 1, order, " of VJP" + label_suffix)
+            def f_jvp(*xs: Any) -> Any:
+                vs = tuple(_like(vi, x) for vi, x in zip(v, xs, strict=True))
+                return self.ad.jvp(f, xs, vs)[1]
+
+            self.check(f_jvp, primals, depth + 1, order, " of JVP" + label_suffix)
+        if depth < order and "rev" in self.modes:
+
+            def f_vjp(*xs: Any) -> Any:
+                out_x, fn = self.ad.vjp(f, *xs)
+                o_leaves, _ = self.flatten(out_x)
+                u_x = [
+                    _like(u, o) if i in inexact else u
+                    for i, (u, o) in enumerate(zip(u_leaves, o_leaves, strict=True))
+                ]
+                return fn(self.unflatten(treedef, u_x))
+
+            self.check(f_vjp, primals, depth + 1, order, " of VJP" + label_suffix)
 
     def check_primal(
         self,
@@ -394,14 +417,17 @@ def check_grads(
     rtol: float | None = None,
     seed: int | np.random.Generator = 0,
 ) -> None:
-    r"""Check ``diffprog.jvp``/``diffprog.vjp`` of ``f`` against finite differences (Book §7.8).
+    r"""Check ``diffprog.jvp``/``diffprog.vjp`` of ``f`` against finite differences (Book §8.4).
 
-    Along random unit directions ``v`` (over all floating-point arguments) and cotangents ``u``:
+    Book §7.8 (use case ii: testing). Along random unit directions ``v`` (over all
+    floating-point arguments) and cotangents ``u``:
 
     * ``"fwd"``: ``jvp(f, args, v)[1] ≈ D_δ f(args)[v]`` elementwise, where ``D_δ`` is the
       4-point central difference ``Σ_{i=±1,±2} a_i f(args + iδv)/δ`` (Book §7.3–7.4) computed
       in float64, with ``|ad - fd| <= atol + rtol·|fd|``;
-    * ``"rev"``: adjointness ``Re⟨vjp_fn(u), v⟩ ≈ Re⟨u, D_δ f(args)[v]⟩`` (Book §8.1.2).
+    * ``"rev"``: adjointness ``⟨vjp_fn(u), v⟩ ≈ ⟨u, D_δ f(args)[v]⟩`` (Book §8.1.2), with
+      tolerance ``atol·Σ|u| + rtol·Σ|u|·|D_δ f[v]|``. For complex values the pairing is
+      ``Re Σ a·b`` (JAX's convention, see the module docstring).
 
     For ``order >= 2`` the same checks are applied recursively to the derivative functions
     ``args ↦ jvp(f, args, v)[1]`` and ``args ↦ vjp(f, *args)[1](u)`` (fixed ``v``, ``u``), so
@@ -428,8 +454,8 @@ def check_grads(
         TypeError, ValueError: bad arguments (e.g. ``args`` not a tuple, no float argument).
 
     Example:
-        >>> import diffprog.numpy as dnp                                  # doctest: +SKIP
-        >>> check_grads(lambda x: dnp.sum(dnp.sin(x)), (np.ones(3),))     # doctest: +SKIP
+        >>> import diffprog.numpy as dnp
+        >>> check_grads(lambda x, W: dnp.tanh(W @ x), (np.ones(3), np.eye(3)))  # passes: None
     """
     fname = "check_grads"
     if not callable(f):

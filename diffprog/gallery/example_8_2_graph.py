@@ -117,10 +117,13 @@ def example_8_2(out_dir: Path) -> list[Path]:
     plt = pyplot()
     from matplotlib.patches import Ellipse, FancyArrowPatch
 
+    labels = [f"{node.index}: {node.name}" for node in nodes]
+    width, height = max(0.78, 0.075 * max(len(t) for t in labels) + 0.15), 0.42
+    gap = width + 0.3  # horizontal distance between columns
+    pos = {k: (x * gap, y) for k, (x, y) in pos.items()}
     n_cols = max(depth) + 1
     n_rows = max(sum(1 for d in depth if d == c) for c in range(n_cols))
-    fig, ax = plt.subplots(figsize=(1.5 * n_cols + 1.0, 1.0 * n_rows + 1.4))
-    width, height = 0.78, 0.42
+    fig, ax = plt.subplots(figsize=(1.5 * gap * n_cols + 1.0, 1.0 * n_rows + 1.4))
     patches: dict[int, Ellipse] = {}
     for i, node in enumerate(nodes):
         x, y = pos[i]
@@ -136,7 +139,7 @@ def example_8_2(out_dir: Path) -> list[Path]:
         )
         ax.add_patch(ell)
         patches[i] = ell
-        ax.text(x, y, f"{node.index}: {node.name}", ha="center", va="center", fontsize=9, zorder=4)
+        ax.text(x, y, labels[i], ha="center", va="center", fontsize=9, zorder=4)
 
     centres = {i: np.array(p) for i, p in pos.items()}
     for child, pa in enumerate(parents):
@@ -160,7 +163,7 @@ def example_8_2(out_dir: Path) -> list[Path]:
             )
 
     ys = [p[1] for p in pos.values()]
-    ax.set_xlim(-0.6, n_cols - 0.4)
+    ax.set_xlim(-0.6 * gap, (n_cols - 0.4) * gap)
     ax.set_ylim(min(ys) - 0.75, max(ys) + 0.75)
     ax.set_aspect("equal")
     ax.axis("off")
@@ -169,6 +172,6 @@ def example_8_2(out_dir: Path) -> list[Path]:
     )
     fig.tight_layout()
     png_path = out / "example_8_2_graph.png"
-    fig.savefig(png_path, dpi=120)
+    fig.savefig(png_path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return [png_path]

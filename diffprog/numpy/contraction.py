@@ -24,7 +24,22 @@ def _swap(x):
     return transpose_p.bind(x, axes=axes)
 
 
+_nd = np.ndarray
+
+
+def _sum_to(r, shape):
+    """Plain-array unbroadcast (leading batch axes and size-1 axes)."""
+    if r.shape == shape:
+        return r
+    lead = r.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape)
+                                      if n == 1 and r.shape[lead + i] != 1)
+    return np.add.reduce(r, axis=axes).reshape(shape)
+
+
 def _matmul_vjp_a(g, ans, a, b):
+    if type(g) is _nd and type(b) is _nd and type(a) is _nd and b.ndim >= 2 and a.ndim >= 2:
+        return _sum_to(g @ b.swapaxes(-1, -2), a.shape)
     sa, sb = shape_of(a), shape_of(b)
     if len(sb) == 1:
         if len(sa) == 1:  # inner product
@@ -40,6 +55,8 @@ def _matmul_vjp_a(g, ans, a, b):
 
 
 def _matmul_vjp_b(g, ans, a, b):
+    if type(g) is _nd and type(a) is _nd and type(b) is _nd and b.ndim >= 2 and a.ndim >= 2:
+        return _sum_to(a.swapaxes(-1, -2) @ g, b.shape)
     sa, sb = shape_of(a), shape_of(b)
     if len(sa) == 1:
         if len(sb) == 1:

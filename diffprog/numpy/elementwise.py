@@ -51,8 +51,11 @@ def _add_t(ct, x, y):
 
 add_p = Primitive("add", np.add, jvp=_add_jvp, transpose=_add_t)
 def _ub(r, x):
-    """``unbroadcast(r, shape of x)`` with a fast exit for equal shapes."""
+    """``unbroadcast(r, shape of x)`` with a fast exit for equal shapes; the cotangent of a real
+    input is the real part of a complex cotangent."""
     try:
+        if r.dtype.kind == "c" and x.dtype.kind != "c":
+            r = real_p.bind(r)
         if r.shape == x.shape:
             return r
     except AttributeError:
@@ -160,7 +163,7 @@ UNARY = {
     "arcsinh": (np.arcsinh, lambda x, y: 1 / dnp.sqrt(x * x + 1)),
     "arccosh": (np.arccosh, lambda x, y: 1 / dnp.sqrt(x * x - 1)),
     "arctanh": (np.arctanh, lambda x, y: 1 / (1 - x * x)),
-    "abs": (np.abs, lambda x, y: dnp.sign(x)),
+    "abs": (np.abs, lambda x, y: dnp.sign(x)),  # real inputs; complex handled below
     "deg2rad": (np.deg2rad, lambda x, y: math.pi / 180),
     "rad2deg": (np.rad2deg, lambda x, y: 180 / math.pi),
 }
@@ -192,6 +195,23 @@ def _unary(name, ufunc, deriv):
 
 
 UNARY_PRIMS = {name: _unary(name, uf, d) for name, (uf, d) in UNARY.items()}
+
+
+def _abs_jvp(primals, tangents, ans):
+    (x,), (t,) = primals, tangents
+    if dtype_of(x).kind == "c":  # |z|' [v] = Re(conj(z/|z|) v)
+        return real_p.bind(conj_p.bind(dnp.sign(x)) * t)
+    return t * dnp.sign(x)
+
+
+def _abs_vjp(g, ans, x):
+    if dtype_of(x).kind == "c":
+        return g * conj_p.bind(dnp.sign(x))
+    return g * dnp.sign(x)
+
+
+UNARY_PRIMS["abs"].jvp = _abs_jvp
+UNARY_PRIMS["abs"].vjps = (_abs_vjp,)
 UNARY_PRIMS["negative"] = negative_p
 
 # ----------------------------------------------------------------------------- binary table
@@ -214,7 +234,11 @@ def _pow_dy(x, y, ans):
 
 def _half_tie(cmp):
     def d(x, y, ans):
-        return dnp.where(cmp(x, y), 1.0, dnp.where(x == y, 0.5, 0.0))
+        from ._base import primal
+
+        px, py = primal(x), primal(y)
+        w = np.where(cmp(px, py), 1.0, np.where(px == py, 0.5, 0.0))
+        return w.astype(np.result_type(dtype_of(ans), np.float16))
 
     return d
 

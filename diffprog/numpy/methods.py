@@ -14,6 +14,7 @@ import numpy as np
 from ..core.primitive import Tracer
 from ..core.reverse import ReverseTracer, make_fast_binary
 from . import creation, products, reduce_ops, shape_ops, ufuncs
+from .contraction import matmul_p
 from .elementwise import BINARY_PRIMS, NONDIFF_PRIMS, negative_p
 from .structural import concrete_index, getitem_p
 
@@ -46,14 +47,15 @@ _pow, _rpow = _fast_binary(BINARY_PRIMS["power"])
 _mod, _rmod = _fast_binary(BINARY_PRIMS["remainder"])
 
 _REVERSE_FAST = {
-    "__add__": "add", "__sub__": "subtract", "__mul__": "multiply", "__truediv__": "divide",
-    "__pow__": "power",
+    "__add__": BINARY_PRIMS["add"], "__sub__": BINARY_PRIMS["subtract"],
+    "__mul__": BINARY_PRIMS["multiply"], "__truediv__": BINARY_PRIMS["divide"],
+    "__pow__": BINARY_PRIMS["power"], "__matmul__": matmul_p,
 }
 
 
 def _install_reverse_fast_paths():
-    for meth, name in _REVERSE_FAST.items():
-        left, right = make_fast_binary(BINARY_PRIMS[name])
+    for meth, prim in _REVERSE_FAST.items():
+        left, right = make_fast_binary(prim)
         setattr(ReverseTracer, meth, left)
         setattr(ReverseTracer, "__r" + meth[2:], right)
 _neg = negative_p.bind
@@ -160,8 +162,24 @@ def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
     return fn(*inputs)
 
 
+#: NumPy functions that only inspect their arguments: they see the concrete values
+_INSPECT = {"result_type", "iscomplexobj", "isrealobj", "min_scalar_type", "can_cast",
+            "isscalar", "array_equal", "allclose", "isclose", "array_equiv", "shares_memory",
+            "may_share_memory", "array_repr", "array_str", "ndim", "shape", "size"}
+
+
+def _concrete(x):
+    if isinstance(x, Tracer):
+        return x.primal_value
+    if isinstance(x, (list, tuple)):
+        return type(x)(_concrete(v) for v in x)
+    return x
+
+
 def _array_function(self, func, types, args, kwargs):
     name = func.__name__
+    if name in _INSPECT:
+        return func(*_concrete(args), **{k: _concrete(v) for k, v in kwargs.items()})
     fn = _lookup(name)
     if fn is None or fn is func:
         raise TypeError(

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..core.primitive import Primitive
 from ._base import shape_of
-from .structural import broadcast_to_p, getitem_p, reshape_p, sum_p
+from .structural import getitem_p, reshape_p, sum_p
 
 
 def _keep_shape(shape, axis):
@@ -22,10 +22,11 @@ def _keep_shape(shape, axis):
 
 
 def _expand(y, shape, axis, keepdims):
-    """Broadcast a reduced array back to ``shape``."""
+    """A reduced array with its reduced axes restored as size 1, ready to broadcast against an
+    array of ``shape`` (every caller combines it with a full-shape array)."""
     if not keepdims:
         y = reshape_p.bind(y, shape=_keep_shape(shape, axis))
-    return broadcast_to_p.bind(y, shape=shape)
+    return y
 
 
 # ----------------------------------------------------------------------------- max / min
@@ -74,9 +75,15 @@ def _lse_impl(x, *, axis, keepdims):
 
 
 def _lse_weights(x, ans, axis, keepdims):
-    from .. import numpy as dnp
+    """softmax(x) = exp(x - m) / Σ exp(x - m) with the constant shift m = max x (exact for any
+    constant m, so its derivatives are exact too; no precision loss for large |logsumexp|)."""
+    from . import ufuncs
+    from ._base import primal
 
-    return dnp.exp(x - _expand(ans, shape_of(x), axis, keepdims))
+    m = np.max(primal(x), axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    e = ufuncs.exp(x - m)
+    return e / sum_p.bind(e, axis=axis, keepdims=True)
 
 
 lse_p = Primitive("logsumexp", _lse_impl)

@@ -60,7 +60,11 @@ def _reshape_t(ct, x, *, shape):
     return (reshape_p.bind(ct, shape=x.shape),)
 
 
-reshape_p = _linear("reshape", lambda x, *, shape: np.reshape(x, shape), _reshape_t)
+def _reshape_impl(x, *, shape):
+    return x.reshape(shape) if type(x) is np.ndarray else np.reshape(x, shape)
+
+
+reshape_p = _linear("reshape", _reshape_impl, _reshape_t)
 
 
 # ----------------------------------------------------------------------------- transpose
@@ -68,12 +72,19 @@ def _transpose_t(ct, x, *, axes):
     return (transpose_p.bind(ct, axes=tuple(int(i) for i in np.argsort(axes))),)
 
 
-transpose_p = _linear("transpose", lambda x, *, axes: np.transpose(x, axes), _transpose_t)
+def _transpose_impl(x, *, axes):
+    return x.transpose(axes) if type(x) is np.ndarray else np.transpose(x, axes)
+
+
+transpose_p = _linear("transpose", _transpose_impl, _transpose_t)
 
 
 # ----------------------------------------------------------------------------- sum / broadcast
+_add_reduce = np.add.reduce
+
+
 def _sum_impl(x, *, axis, keepdims):
-    return np.sum(x, axis=axis, keepdims=keepdims)
+    return _add_reduce(x, axis=axis, keepdims=keepdims)
 
 
 def _sum_t(ct, x, *, axis, keepdims):
@@ -139,6 +150,13 @@ def _index_add_impl(x, v, *, idx):
 
 
 def _getitem_t(ct, x, *, idx):
+    if type(ct) is np.ndarray:  # plain cotangent: scatter directly
+        z = np.zeros(x.shape, dtype=ct.dtype)
+        if is_basic_index(idx):
+            z[idx] = ct
+        else:
+            np.add.at(z, idx, ct)
+        return (z,)
     z = np.zeros(x.shape, dtype=dtype_of(ct))
     return (index_add_p.bind(z, ct, idx=idx),)
 

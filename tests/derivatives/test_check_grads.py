@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import doctest
+
 import numpy as np
 import pytest
 
@@ -59,7 +61,7 @@ class FDEngine:
                     e = [np.zeros(q.shape) for q in primals]
                     e[i].flat[j] = 1.0
                     _, _, col = self._directional(f, primals, e)
-                    ct.flat[j] = sum(np.vdot(a, b).real for a, b in zip(u_leaves, col, strict=True))
+                    ct.flat[j] = sum(np.sum(a * b).real for a, b in zip(u_leaves, col, strict=True))
                 cts.append(self.vjp_sign * ct)
             return tuple(cts)
 
@@ -185,6 +187,30 @@ def test_engine_integer_argument_is_held_fixed():
     check_grads(lambda x, n: dnp.sin(x) ** n, (X3, 3), order=2)
 
 
+def test_engine_pytree_argument():
+    dnp = _dnp()
+    params = {"W": W23, "b": np.array([0.1, -0.2])}
+    check_grads(lambda p, x: dnp.tanh(p["W"] @ x + p["b"]), (params, X3), order=2)
+
+
+@pytest.mark.parametrize(
+    "fun",
+    [
+        lambda z: z * z,  # holomorphic
+        lambda z: (2.0 + 3.0j) * z,
+        lambda z: z.conj() * z,  # not holomorphic, real-valued in a complex dtype
+    ],
+)
+def test_engine_complex_inputs(fun):
+    z = X3 + 1j * X3[::-1]
+    check_grads(fun, (z,), order=2)
+
+
+def test_engine_complex_output_of_real_input():
+    dnp = _dnp()
+    check_grads(lambda x: dnp.exp(1j * x), (X3,), order=2)
+
+
 def test_engine_float32():
     dnp = _dnp()
     check_grads(lambda x: dnp.tanh(x) * 2.0, (X3.astype(np.float32),), order=1)
@@ -261,9 +287,18 @@ def _right_custom_vjp():
     return f
 
 
-def test_engine_correct_custom_rules_pass():
+def test_engine_correct_custom_jvp_passes():
     check_grads(_right_custom_jvp(), (X3,), order=2)
-    check_grads(_right_custom_vjp(), (X3,), order=2, modes=("rev",))
+
+
+def test_engine_correct_custom_vjp_passes_first_order():
+    check_grads(_right_custom_vjp(), (X3,), order=1)
+
+
+def test_engine_correct_custom_vjp_passes_second_order():
+    """bwd is written with differentiable dnp ops, so (JAX semantics) the VJP of the VJP must
+    differentiate through it and its residuals: d/dx [cos(x) u] = -sin(x) u."""
+    check_grads(_right_custom_vjp(), (X3,), order=2)
 
 
 @pytest.mark.parametrize("modes", [("fwd",), ("rev",), ("fwd", "rev")])
@@ -299,3 +334,25 @@ def test_engine_detects_wrong_second_order_rule():
     check_grads(f, (X3,), order=1)
     with pytest.raises(AssertionError, match="check failed at order 2"):
         check_grads(f, (X3,), order=2)
+
+
+def test_engine_docstring_example():
+    result = doctest.testmod(checkmod)
+    assert result.failed == 0 and result.attempted > 0
+
+
+def test_engine_complex_tangent_for_real_output_is_reported():
+    """A JVP that returns a complex tangent for a real output is reported as such."""
+    dnp = _dnp()
+
+    @diffprog.custom_jvp
+    def f(x):
+        return dnp.sin(x)
+
+    @f.defjvp
+    def f_jvp(primals, tangents):
+        (x,), (t,) = primals, tangents
+        return dnp.sin(x), dnp.cos(x) * t * (1.0 + 0.5j)
+
+    with pytest.raises(AssertionError, match="fwd check failed at order 1.*complex"):
+        check_grads(f, (X3,), order=1, modes=("fwd",))
