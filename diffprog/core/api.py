@@ -320,7 +320,7 @@ def _basis(example_flat):
     """Yield (leaf index, flat position, one-hot pytree-leaf list)."""
     shapes = [np.shape(x.primal_value if isinstance(x, Tracer) else x) for x in example_flat]
     dtypes = [_dtype_of(x) for x in example_flat]
-    for li, (s, dt) in enumerate(zip(shapes, dtypes, strict=True)):
+    for li, s in enumerate(shapes):
         n = int(np.prod(s))
         for j in range(n):
             leaves = [np.zeros(sh, dtype=d) for sh, d in zip(shapes, dtypes, strict=True)]

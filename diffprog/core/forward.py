@@ -8,6 +8,7 @@ about twice that of the function (the tangent of step k-1 is freed once step k i
 
 from __future__ import annotations
 
+from . import primitive
 from .primitive import Trace, Tracer
 
 __all__ = ["JVPTrace", "JVPTracer"]
@@ -41,6 +42,8 @@ class JVPTrace(Trace):
         if prim.nondiff or not any_tangent:
             return ans
         rule = prim.jvp
+        if primitive.profiler is not None:
+            primitive.profiler.jvp_calls[prim.name] += 1
         if rule is None:
             from .linearize import jvp_from_vjp
 

@@ -1,11 +1,17 @@
 """Instrumentation: call counters and a live-buffer (peak memory) probe (book §7.7, §8.1, §8.5).
 
-``with profile() as p:`` counts every concrete primitive evaluation (``p.primitive_calls``) and
-tracks the NumPy buffers those evaluations allocate while they stay alive: ``p.peak_buffers`` and
-``p.peak_bytes`` are the largest number and size of simultaneously live buffers (book §8.1:
-memory usage at step t is what the remaining steps still need; the cost is the maximum over t).
-Only arrays that own their memory count (views such as reshapes share their base's memory).
-Liveness is exact because CPython frees an array as soon as its last reference goes.
+``with profile() as p:`` measures a computation:
+
+- ``p.primitive_calls``: evaluations of each primitive dispatched through the engine (rules
+  that apply NumPy operators directly to plain arrays do not go through primitives);
+- ``p.jvp_calls`` / ``p.vjp_calls``: applications of each primitive's JVP / VJP rule;
+- ``p.peak_bytes``: the peak of memory allocated during the block and still live, measured with
+  :mod:`tracemalloc` (which sees every NumPy buffer) — book §8.1: memory usage at step t is what
+  the remaining steps still need, and the cost is the maximum over t; ``p.live_bytes`` is what
+  is still allocated now;
+- ``p.peak_buffers`` / ``p.live_buffers``: the number of arrays produced by dispatched
+  primitives that are simultaneously alive (exact: CPython frees an array as soon as its last
+  reference goes; views such as reshapes share their base's memory and do not count).
 
 ``count_calls(f)`` wraps a function with a call counter (Table 7.1 call counts).
 
@@ -15,6 +21,7 @@ The profiler is process-wide; profile one computation at a time.
 from __future__ import annotations
 
 import functools
+import tracemalloc
 import weakref
 from collections import Counter
 from collections.abc import Callable
@@ -31,20 +38,29 @@ class Profile:
 
     def __init__(self):
         self.primitive_calls: Counter = Counter()
-        self.live_buffers = 0
-        self.live_bytes = 0
-        self.peak_buffers = 0
+        self.jvp_calls: Counter = Counter()
+        self.vjp_calls: Counter = Counter()
         self.peak_bytes = 0
+        self._baseline = 0
+        self.live_buffers = 0
+        self.peak_buffers = 0
         self._refs: dict[int, tuple] = {}
+        self._active = False
+
+    @property
+    def live_bytes(self) -> int:
+        """Bytes allocated since the block started and still alive."""
+        if self._active:
+            return tracemalloc.get_traced_memory()[0] - self._baseline
+        return self._final_live
 
     @property
     def total_primitive_calls(self) -> int:
         return sum(self.primitive_calls.values())
 
-    def _release(self, key, nbytes):
+    def _release(self, key):
         if self._refs.pop(key, None) is not None:
             self.live_buffers -= 1
-            self.live_bytes -= nbytes
 
     def run(self, prim, args, params):
         self.primitive_calls[prim.name] += 1
@@ -54,14 +70,10 @@ class Profile:
                 key = id(a)
                 if key in self._refs:
                     continue
-                nbytes = a.nbytes
-                self._refs[key] = (weakref.ref(a, lambda _r, k=key, n=nbytes: self._release(k, n)),)
+                self._refs[key] = (weakref.ref(a, lambda _r, k=key: self._release(k)),)
                 self.live_buffers += 1
-                self.live_bytes += nbytes
                 if self.live_buffers > self.peak_buffers:
                     self.peak_buffers = self.live_buffers
-                if self.live_bytes > self.peak_bytes:
-                    self.peak_bytes = self.live_bytes
         return out
 
     def __repr__(self):
@@ -85,12 +97,25 @@ class profile:
     def __enter__(self) -> Profile:
         if primitive.profiler is not None:
             raise RuntimeError("profile: a profile is already active (profiles do not nest)")
-        self.p = Profile()
-        primitive.profiler = self.p
-        return self.p
+        p = self.p = Profile()
+        self._started = not tracemalloc.is_tracing()
+        if self._started:
+            tracemalloc.start()
+        tracemalloc.reset_peak()
+        p._baseline = tracemalloc.get_traced_memory()[0]
+        p._active = True
+        primitive.profiler = p
+        return p
 
     def __exit__(self, *exc):
         primitive.profiler = None
+        p = self.p
+        current, peak = tracemalloc.get_traced_memory()
+        p.peak_bytes = peak - p._baseline
+        p._final_live = current - p._baseline
+        p._active = False
+        if self._started:
+            tracemalloc.stop()
         return False
 
 

@@ -8,8 +8,8 @@ implementation rather than from a separate shape rule. The equation list is in t
 order by construction.
 
 The IR is the one representation shared by :func:`make_graph` (the program's DAG, drawn as in
-Fig. 8.9), :func:`diffprog.linearize` (the linear tangent program), :func:`diffprog.linear_transpose`
-and the JVP-only reverse-mode fallback.
+Fig. 8.9), :func:`diffprog.linearize` (the linear tangent program),
+:func:`diffprog.linear_transpose` and the JVP-only reverse-mode fallback.
 """
 
 from __future__ import annotations
@@ -175,7 +175,8 @@ class Program:
                 ct = [ct_env.pop(v, None) for v in outv]
                 if all(c is None for c in ct):
                     continue
-                ct = tuple(zeros(v.value) if c is None else c for c, v in zip(ct, outv, strict=True))
+                ct = tuple(zeros(v.value) if c is None else c
+                           for c, v in zip(ct, outv, strict=True))
             else:
                 if outv not in linear:
                     continue

@@ -76,111 +76,162 @@ def register_dataclass(cls: type, static_fields: tuple[str, ...] = ()) -> type:
 
 
 class PyTreeDef:
-    """The structure of a pytree: a node type, static data and child structures."""
+    """The structure of a pytree.
 
-    __slots__ = ("kind", "aux", "children", "num_leaves")
+    Internally a structure is a nested tuple ``spec`` (``None`` for a leaf, else
+    ``(kind, aux, child_specs)``), so structures hash and compare at C speed; each distinct
+    structure is interned once with a compiled rebuilding function.
+    """
 
-    def __init__(self, kind, aux, children):
-        self.kind = kind
-        self.aux = aux
-        self.children = children
-        if kind is None:
-            self.num_leaves = 1
+    __slots__ = ("spec", "num_leaves", "_build")
+
+    def __new__(cls, spec):
+        try:
+            d = _DEFS.get(spec)
+        except TypeError:  # unhashable static data: not interned
+            d = None
+            hashable = False
         else:
-            n = 0
-            for c in children:
-                n += c.num_leaves
-            self.num_leaves = n
+            hashable = True
+        if d is not None:
+            return d
+        d = object.__new__(cls)
+        d.spec = spec
+        d.num_leaves = _count(spec)
+        d._build = _compile(spec)
+        if hashable:
+            if len(_DEFS) > 50_000:
+                _DEFS.clear()
+            _DEFS[spec] = d
+        return d
+
+    @property
+    def kind(self):
+        return None if self.spec is None else self.spec[0]
+
+    @property
+    def aux(self):
+        return None if self.spec is None else self.spec[1]
+
+    @property
+    def children(self) -> tuple:
+        return () if self.spec is None else tuple(PyTreeDef(c) for c in self.spec[2])
 
     def unflatten(self, leaves) -> Any:
         """Rebuild the pytree from a flat sequence of leaves."""
-        leaves = list(leaves)
         if len(leaves) != self.num_leaves:
             raise ValueError(
-                f"unflatten: expected {self.num_leaves} leaves for structure {self}, got {len(leaves)}"
+                f"unflatten: expected {self.num_leaves} leaves for structure {self}, "
+                f"got {len(leaves)}"
             )
-        it = iter(leaves)
-        return self._build(it)
-
-    def _build(self, it):
-        kind = self.kind
-        if kind is None:
-            return next(it)
-        kids = [next(it) if c.kind is None else c._build(it) for c in self.children]
-        if kind is tuple:
-            return tuple(kids)
-        if kind is list:
-            return kids
-        if kind is dict:
-            return dict(zip(self.aux, kids, strict=True))
-        if kind is type(None):
-            return None
-        if kind == "namedtuple":
-            return self.aux(*kids)
-        return _registry[kind][1](self.aux, kids)
+        return self._build(leaves)
 
     def __eq__(self, other):
-        return (
-            isinstance(other, PyTreeDef)
-            and self.kind == other.kind
-            and self.aux == other.aux
-            and self.children == other.children
-        )
+        return isinstance(other, PyTreeDef) and self.spec == other.spec
 
     def __hash__(self):
-        return hash((self.kind, self.aux if _hashable(self.aux) else id(self.aux), self.children))
+        try:
+            return hash(self.spec)
+        except TypeError:
+            return id(self)
 
     def __repr__(self):
-        if self.kind is None:
-            return "*"
-        inner = ", ".join(repr(c) for c in self.children)
-        name = self.kind.__name__ if isinstance(self.kind, type) else getattr(self.aux, "__name__", "nt")
-        return f"{name}({inner})"
+        return _spec_repr(self.spec)
 
 
-def _hashable(x):
-    try:
-        hash(x)
-        return True
-    except TypeError:
-        return False
+_DEFS: dict = {}
 
 
-LEAF = PyTreeDef(None, None, ())
+def _count(spec):
+    if spec is None:
+        return 1
+    return sum(_count(c) for c in spec[2])
+
+
+def _spec_repr(spec):
+    if spec is None:
+        return "*"
+    kind, aux, kids = spec
+    inner = ", ".join(_spec_repr(c) for c in kids)
+    if kind == "namedtuple":
+        name = aux.__name__
+    elif isinstance(kind, type):
+        name = kind.__name__
+    else:
+        name = str(kind)
+    return f"{name}({inner})"
+
+
+def _compile(spec):
+    """Build ``lambda L: <expression rebuilding the tree from the leaf list L>``."""
+    consts: list = []
+    counter = [0]
+
+    def expr(sp):
+        if sp is None:
+            i = counter[0]
+            counter[0] += 1
+            return f"L[{i}]"
+        kind, aux, kids = sp
+        parts = [expr(c) for c in kids]
+        if kind is tuple:
+            return "(" + "".join(p + ", " for p in parts) + ")"
+        if kind is list:
+            return "[" + ", ".join(parts) + "]"
+        if kind is dict:
+            consts.append(aux)
+            k = len(consts) - 1
+            return f"dict(zip(C[{k}], (" + "".join(p + ", " for p in parts) + ")))"
+        if kind is type(None):
+            return "None"
+        consts.append(aux if kind == "namedtuple" else _registry[kind][1])
+        k = len(consts) - 1
+        if kind == "namedtuple":
+            return f"C[{k}](" + ", ".join(parts) + ")"
+        consts.append(aux)
+        return f"C[{k}](C[{k + 1}], [" + ", ".join(parts) + "])"
+
+    code = expr(spec)
+    return eval(f"lambda L, C=C: {code}", {"C": consts, "dict": dict, "zip": zip})
+
+
+LEAF = PyTreeDef(None)
+_NONE_SPEC = (type(None), None, ())
 _LEAF_TYPES_SET = {np.ndarray, float, int, complex, np.float64, np.float32}
-_NONE = PyTreeDef(type(None), None, ())
 
 
 def _flatten(tree, leaves):
     t = type(tree)
+    if t in _LEAF_TYPES_SET:
+        leaves.append(tree)
+        return None
     if t is tuple or t is list:
-        kids = []
-        for c in tree:
-            if type(c) in _LEAF_TYPES_SET:
-                leaves.append(c)
-                kids.append(LEAF)
-            else:
-                kids.append(_flatten(c, leaves))
-        return PyTreeDef(t, None, tuple(kids))
+        return (t, None, tuple([_flatten(c, leaves) for c in tree]))
     if t is dict:
-        keys = sorted(tree)
-        return PyTreeDef(dict, tuple(keys), tuple(_flatten(tree[k], leaves) for k in keys))
+        keys = tuple(sorted(tree))
+        return (dict, keys, tuple([_flatten(tree[k], leaves) for k in keys]))
     if tree is None:
-        return _NONE
+        return _NONE_SPEC
     if t in _registry:
         children, aux = _registry[t][0](tree)
-        return PyTreeDef(t, aux, tuple(_flatten(c, leaves) for c in children))
+        return (t, aux, tuple([_flatten(c, leaves) for c in children]))
     if isinstance(tree, tuple) and hasattr(tree, "_fields"):
-        return PyTreeDef("namedtuple", t, tuple(_flatten(c, leaves) for c in tree))
+        return ("namedtuple", t, tuple([_flatten(c, leaves) for c in tree]))
     leaves.append(tree)
-    return LEAF
+    return None
 
 
 def tree_flatten(tree: Any) -> tuple[list, PyTreeDef]:
     """Return the leaves of ``tree`` (depth first) and its structure."""
     leaves: list = []
-    treedef = _flatten(tree, leaves)
-    return leaves, treedef
+    spec = _flatten(tree, leaves)
+    try:
+        d = _DEFS.get(spec)
+    except TypeError:
+        d = None
+    if d is None:
+        d = PyTreeDef(spec)
+    return leaves, d
 
 
 def tree_unflatten(treedef: PyTreeDef, leaves) -> Any:
@@ -207,7 +258,7 @@ def tree_map(fn: Callable, tree: Any, *rest: Any) -> Any:
         if rdef != treedef:
             raise ValueError(f"tree_map: structures differ: {treedef} vs {rdef}")
         others.append(rl)
-    return treedef.unflatten([fn(*xs) for xs in zip(leaves, *others)])
+    return treedef.unflatten([fn(*xs) for xs in zip(leaves, *others, strict=True)])
 
 
 def ravel_pytree(tree: Any) -> tuple[np.ndarray, Callable]:

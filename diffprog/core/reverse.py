@@ -268,12 +268,15 @@ def backward(trace, seeds, leaves, on_edge=None):
         try:
             for t, ct in seeds:
                 t.ct = ct if t.ct is None else t.ct + ct
+            profiler = primitive.profiler
             for node in reversed(trace.tape):
                 g = node.ct
                 if g is None:
                     continue
                 node.ct = None
                 prim = node.prim
+                if profiler is not None:
+                    profiler.vjp_calls[prim.name] += 1
                 vjps = prim.vjps
                 if vjps is not None and on_edge is None:
                     parents = node.parents

@@ -36,6 +36,7 @@ from numpy import (  # noqa: F401  (dtypes and constants, as in NumPy)
 )
 from numpy import dtype as dtype  # noqa: F401
 
+from . import methods as _methods  # noqa: F401,E402  (installs operators on tracers)
 from ._base import tangent_zeros  # noqa: F401
 from .creation import *  # noqa: F401,F403
 from .products import *  # noqa: F401,F403
@@ -43,7 +44,6 @@ from .reduce_ops import *  # noqa: F401,F403
 from .shape_ops import *  # noqa: F401,F403
 from .ufuncs import *  # noqa: F401,F403
 from .ufuncs import UFUNCS as _UFUNCS
-from . import methods as _methods  # noqa: F401,E402  (installs operators on tracers)
 
 globals().update(_UFUNCS)
 

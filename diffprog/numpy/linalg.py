@@ -159,6 +159,9 @@ def _gap_inverse(w):
     return _safe_reciprocal(_row(w) - _col(w))
 
 
+_LAPACK_DTYPES = tuple(np.dtype(t) for t in (np.float32, np.float64, np.complex64, np.complex128))
+
+
 def _prep(fname: str, arg: str, x: Any, *, square: bool = True, min_ndim: int = 2,
           complex_ok: bool = True, max_ndim: int | None = None):
     """Validate a matrix argument (shape and dtype) before any work; integers become float64."""
@@ -171,7 +174,7 @@ def _prep(fname: str, arg: str, x: Any, *, square: bool = True, min_ndim: int = 
         if x.dtype.kind in "biu":
             x = x.astype(np.float64)
     dt = dtype_of(x)
-    if dt.kind not in "fc" or dt == np.float16 or dt.itemsize > 16:
+    if dt not in _LAPACK_DTYPES:
         raise TypeError(
             f"{fname}: argument '{arg}' must be a float32/float64"
             f"{'/complex' if complex_ok else ''} array, got dtype {dt}"
@@ -331,8 +334,8 @@ def det(a: Any) -> Any:
 
     Example::
 
-        >>> float(det(np.array([[2., 1.], [1., 2.]])))
-        3.0
+        >>> float(det(np.array([[2., 0.], [1., 3.]])))
+        6.0
     """
     a = _prep("det", "a", a)
     return det_p.bind(a)
@@ -348,7 +351,8 @@ def _slogdet_jvp(primals, tangents, ans):
     sign, _ = ans
     t = _trace(solve_p.bind(a, da))
     if dtype_of(t).kind == "c":
-        return sign * (1j * dnp.imag(t)), dnp.real(t)
+        # d sign = i Im(t) sign, written (t - conj t)/2 so that every intermediate stays complex
+        return (0.5 * sign) * (t - dnp.conjugate(t)), dnp.real(t)
     return None, t
 
 
@@ -408,7 +412,8 @@ def cholesky(a: Any, /, *, upper: bool = False, symmetrize_input: bool = True) -
     lower triangle and halves the diagonal; reverse mode is its transpose (§8.4.4).
     ``upper=True`` returns ``U = Lᵀ`` (NumPy 2). By default the factorized matrix is
     ``(A + Aᵀ)/2`` (equal to ``A`` when it is symmetric), so the gradient is symmetric;
-    ``symmetrize_input=False`` reads the lower triangle only, like NumPy. Raises
+    ``symmetrize_input=False`` reads only the lower triangle (the upper one when ``upper=True``),
+    like NumPy. Raises
     ``LinAlgError`` when the matrix is not positive definite.
 
     Example::
@@ -418,7 +423,7 @@ def cholesky(a: Any, /, *, upper: bool = False, symmetrize_input: bool = True) -
                [1., 2.]])
     """
     a = _prep("cholesky", "a", a, complex_ok=False)
-    a = _symmetric_part("cholesky", a, symmetrize_input, "L")
+    a = _symmetric_part("cholesky", a, symmetrize_input, "U" if upper else "L")
     L = cholesky_p.bind(a)
     return _mT(L) if upper else L
 
@@ -933,7 +938,7 @@ def multi_dot(arrays: Sequence[Any], *, out: None = None) -> Any:
 
     res = prod(0, len(arrays) - 1)
     if first_1d and last_1d:
-        return dnp.reshape(res, ())
+        return res[0, 0]
     if first_1d:
         return dnp.reshape(res, (shape_of(res)[1],))
     if last_1d:

@@ -134,6 +134,13 @@ def _install():
     T.__array_function__ = _array_function
 
 
+#: NumPy ufuncs that map directly onto one primitive (NumPy operators on a plain array and a
+#: traced value arrive here)
+_UFUNC_PRIMS = {np.matmul: matmul_p}
+for _n, _p in BINARY_PRIMS.items():
+    _UFUNC_PRIMS[getattr(np, _n)] = _p
+
+
 def _no_array(self, dtype=None, copy=None):
     raise TypeError(
         "diffprog: a traced value cannot be converted to a NumPy array (that would silently "
@@ -149,6 +156,10 @@ def _lookup(name):
 
 
 def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
+    if method == "__call__" and not kwargs:
+        prim = _UFUNC_PRIMS.get(ufunc)
+        if prim is not None:
+            return prim.bind(*inputs)
     name = ufunc.__name__
     fn = _lookup(name) if method == "__call__" and not kwargs else None
     if fn is None:

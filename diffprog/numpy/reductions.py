@@ -13,8 +13,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.primitive import Primitive
-from ._base import shape_of
+from ._base import primal, shape_of
+from .elementwise import UNARY_PRIMS
 from .structural import getitem_p, reshape_p, sum_p
+
+_add_reduce = np.add.reduce
 
 
 def _keep_shape(shape, axis):
@@ -65,24 +68,33 @@ min_p = _extremum("min", np.min)
 
 # ----------------------------------------------------------------------------- logsumexp
 def _lse_impl(x, *, axis, keepdims):
-    m = np.max(x, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)
-    with np.errstate(divide="ignore"):
-        out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    x = np.asarray(x)
+    m = x.max(axis=axis, keepdims=True)
+    if not np.isfinite(m).all():
+        m = np.where(np.isfinite(m), m, 0.0)
+    s = _add_reduce(np.exp(x - m), axis=axis, keepdims=True)
+    if (s == 0).any():
+        with np.errstate(divide="ignore"):
+            out = np.log(s) + m
+    else:
+        out = np.log(s) + m
     if not keepdims:
-        out = np.squeeze(out, axis=axis)
+        out = out.reshape([n for i, n in enumerate(out.shape) if i not in axis])
     return out
 
 
 def _lse_weights(x, ans, axis, keepdims):
     """softmax(x) = exp(x - m) / Σ exp(x - m) with the constant shift m = max x (exact for any
     constant m, so its derivatives are exact too; no precision loss for large |logsumexp|)."""
-    from . import ufuncs
-    from ._base import primal
-
+    if type(x) is np.ndarray:  # plain values: the same formula in NumPy
+        m = x.max(axis=axis, keepdims=True)
+        if not np.isfinite(m).all():
+            m = np.where(np.isfinite(m), m, 0.0)
+        e = np.exp(x - m)
+        return e / _add_reduce(e, axis=axis, keepdims=True)
     m = np.max(primal(x), axis=axis, keepdims=True)
     m = np.where(np.isfinite(m), m, 0.0)
-    e = ufuncs.exp(x - m)
+    e = UNARY_PRIMS["exp"].bind(x - m)
     return e / sum_p.bind(e, axis=axis, keepdims=True)
 
 

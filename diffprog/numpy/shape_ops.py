@@ -248,8 +248,8 @@ def split(a: Any, indices_or_sections: Any, axis: int = 0) -> list:
     else:
         bounds = [0, *[int(i) for i in indices_or_sections], n]
     pre = (slice(None),) * ax
-    return [getitem_p.bind(a, idx=pre + (slice(lo, hi),)) for lo, hi in zip(bounds[:-1],
-                                                                              bounds[1:])]
+    pairs = zip(bounds[:-1], bounds[1:], strict=True)
+    return [getitem_p.bind(a, idx=pre + (slice(lo, hi),)) for lo, hi in pairs]
 
 
 def _gather_axes(a, index_per_axis):

@@ -74,9 +74,13 @@ def _make_nondiff(name: str, prim: Primitive):
     fn.__doc__ = (
         f"``numpy.{name}``: piecewise constant, so its derivative is 0 wherever it exists "
         "(book §5.1, step functions); traced inputs give plain NumPy outputs.\n\n"
-        f"Example: ``diffprog.numpy.{name}(np.array([1.5]){', 1.0' if prim.name in _BIN else ''})``."
+        f"Example: ``diffprog.numpy.{name}(np.array([1.5]){_second_arg(prim.name)})``."
     )
     return fn
+
+
+def _second_arg(name):
+    return ", 1.0" if name in _BIN else ""
 
 
 _BIN = {"greater", "greater_equal", "less", "less_equal", "equal", "not_equal", "logical_and",
