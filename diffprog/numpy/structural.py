@@ -96,8 +96,8 @@ def _sum_impl(x, *, axis, keepdims):
 def _sum_t(ct, x, *, axis, keepdims):
     shape = x.shape
     if isinstance(ct, (np.ndarray, np.generic)) and not keepdims:
-        return (_broadcast_impl(np.asarray(ct).reshape([1 if i in axis else n for i, n in enumerate(shape)]),
-                                shape=shape),)
+        kshape = [1 if i in axis else n for i, n in enumerate(shape)]
+        return (_broadcast_impl(np.asarray(ct).reshape(kshape), shape=shape),)
     if not keepdims:
         kshape = tuple(1 if i in axis else s for i, s in enumerate(shape))
         ct = reshape_p.bind(ct, shape=kshape)
