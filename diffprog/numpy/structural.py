@@ -161,6 +161,10 @@ broadcast_to_p = _linear("broadcast_to", _broadcast_impl, _broadcast_t)
 
 # ----------------------------------------------------------------------------- dtype conversion
 def _convert_t(ct, x, *, dtype):
+    if np.dtype(dtype_of(ct)).kind == "c" and np.dtype(x.dtype).kind != "c":
+        from .elementwise import real_p
+
+        ct = real_p.bind(ct)
     return (convert_p.bind(ct, dtype=x.dtype),)
 
 
