@@ -238,19 +238,31 @@ def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: boo
     fname = _name
     nums, single = _normalize_argnums(fname, argnums)
 
-    def value_and_grad_fun(*args, **kwargs):
-        idx = _check_argnums_range(fname, nums, len(args))
-        diff = tuple(args[i] for i in idx)
-        flat, in_def = _prepare_primals(fname, diff)
-        _check_float_leaves(fname, flat)
+    nd = np.ndarray
 
-        def call(tree):
-            full = list(args)
+    def value_and_grad_fun(*args, **kwargs):
+        if single and 0 <= nums[0] < len(args):
+            idx = nums
+            flat, in_def = tree_flatten(args[nums[0]])
+        else:
+            idx = _check_argnums_range(fname, nums, len(args))
+            flat, in_def = tree_flatten(tuple(args[i] for i in idx))
+        for k, x in enumerate(flat):
+            if type(x) is not nd:
+                x = flat[k] = as_primal_array(x)
+            if x.dtype.kind not in "fc":
+                _check_float_leaves(fname, flat)
+        trace = ReverseTrace()
+        ins = [ReverseTracer(trace, x) for x in flat]
+        tree = in_def.unflatten(ins)
+        full = list(args)
+        if single:
+            full[idx[0]] = tree
+        else:
             for k, i in enumerate(idx):
                 full[i] = tree[k]
-            return fun(*full, **kwargs)
-
-        trace, ins, res = _run_reverse(fname, fun, flat, in_def, call)
+        with trace:
+            res = fun(*full, **kwargs)
         if has_aux:
             if not (isinstance(res, (tuple, list)) and len(res) == 2):
                 raise TypeError(
@@ -282,7 +294,8 @@ def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: boo
             got = [None] * len(ins)
         got = [_zeros_like(p) if g is None else g for g, p in zip(got, flat, strict=True)]
         g = in_def.unflatten(got)
-        g = g[0] if single else tuple(g)
+        if not single:
+            g = tuple(g)
 
         if has_aux:
             return (val, _strip(aux, trace)), g

@@ -18,11 +18,15 @@ Linear programs use the linear operations only. The output is the last value, or
 
 Properties (each its own test): (a) jvp against central finite differences; (b) the adjoint
 identity ⟨∂f[v], u⟩ = ⟨v, ∂f*[u]⟩; (c) jacfwd == jacrev; (d) hessian symmetric, equal to
-jacfwd∘jacrev and jacrev∘jacfwd, and every hvp method equal to H v; (e) linear_transpose is the
-adjoint of random linear programs, and does not depend on the example primal; (f) linearize's
-jvp_fn equals jvp; and pytree inputs (dict/tuple/list/namedtuple) get gradients of the same
-structure, equal to the flat version's. When a property fails, Hypothesis prints the program
-(its steps and the seed of its inputs and constants) as the falsifying example.
+jacfwd∘jacrev and jacrev∘jacfwd, every hvp method equal to H v, and H v equal to central
+differences of the gradient; (e) linear_transpose is the adjoint of random linear programs, and
+does not depend on the example primal; (f) linearize's jvp_fn equals jvp; and pytree inputs
+(dict/tuple/list/namedtuple) get gradients of the same structure, equal to the flat version's.
+When a property fails, Hypothesis prints the program (its steps, and the seed of its inputs and
+constants) as the falsifying example.
+
+Budget: the whole file runs in about 10 s under the default ("ci") profile; the number of
+examples scales with ``HYPOTHESIS_PROFILE`` (see :func:`examples` and ``tests/conftest.py``).
 """
 
 from __future__ import annotations
@@ -789,6 +793,12 @@ def test_hessian_symmetric_and_consistent(prog):
     hv = h @ v
     for method in ("fwd-rev", "rev-rev", "rev-fwd", "fwd-fwd"):
         _close(diffprog.hvp(g, z, v, method=method), hv, 1e-9, f"hvp method={method}")
+    # and H v is the directional derivative of the gradient (central differences)
+    grad_g = diffprog.grad(g)
+    d = 1e-5
+    fd = (np.asarray(grad_g(z + d * v)) - np.asarray(grad_g(z - d * v))) / (2 * d)
+    np.testing.assert_allclose(hv, fd, rtol=1e-6, atol=1e-6 * _scale(fd, hv),
+                               err_msg="H v vs finite differences of the gradient")
 
 
 @settings(max_examples=examples(300))
@@ -836,7 +846,8 @@ Pair = namedtuple("Pair", ["first", "second"])
 
 @st.composite
 def tree_builders(draw, n):
-    """A nested container holding ``n`` leaves, as ``build(leaves) -> tree``."""
+    """A nested container holding ``n`` leaves (and sometimes ``None``), as
+    ``build(leaves) -> tree``."""
     if n == 1 and draw(st.booleans()):
         return lambda leaves: leaves[0]
     # split the leaves into 1..3 groups (2 for the namedtuple)
@@ -847,12 +858,17 @@ def tree_builders(draw, n):
     cuts = sorted(draw(st.lists(st.integers(1, n - 1), min_size=n_groups - 1,
                                 max_size=n_groups - 1, unique=True))) if n_groups > 1 else []
     bounds = [0, *cuts, n]
-    subs = [draw(tree_builders(hi - lo)) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    subs = [draw(tree_builders(hi - lo)) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
     keys = draw(st.permutations(["w", "b", "a", "z"]))[:n_groups]
+    with_none = kind != "namedtuple" and draw(st.integers(0, 3)) == 0  # a None child
 
     def build(leaves):
         parts = [s(leaves[lo:hi]) for s, lo, hi in zip(subs, bounds[:-1], bounds[1:],
                                                            strict=True)]
+        if with_none:
+            parts.append(None)
+            if kind == "dict":
+                return dict(zip([*keys, "none"], parts, strict=True))
         if kind == "tuple":
             return tuple(parts)
         if kind == "list":

@@ -635,6 +635,13 @@ def test_every_registered_primitive_has_a_case():
     )
 
 
+def test_primitives_registered_by_tests_are_not_counted():
+    mine = Primitive("test_only_sin", np.sin, jvp=_sin_jvp, register=False)
+    assert _defined_outside_library(mine)
+    assert not _defined_outside_library(registry["sin"])
+    assert not _defined_outside_library(registry["sign"])  # a bare NumPy ufunc, no rules
+
+
 def test_case_table_names_are_registered_and_unique():
     ids = [c.id for c in CASES] + [c.id for c in NONDIFF_CASES]
     assert len(ids) == len(set(ids)), "duplicate case ids"
