@@ -52,6 +52,8 @@ _new = object.__new__
 
 
 _EMPTY: dict = {}
+#: operand types taken as constants by the fast paths
+_CONST_TYPES = frozenset({float, int, np.ndarray, np.float64, np.float32, np.int64, np.int32})
 
 
 def make_fast_binary(prim):
@@ -71,7 +73,7 @@ def make_fast_binary(prim):
             if type(ov) is not nd and isinstance(ov, Tracer):
                 return generic(s, o)
             po = o
-        elif to is float or to is int or to is nd:
+        elif to in _CONST_TYPES:
             ov = o
             po = None
         else:
@@ -92,7 +94,7 @@ def make_fast_binary(prim):
 
     def right(s, o):
         to = type(o)
-        if to is float or to is int or to is nd:
+        if to in _CONST_TYPES:
             sv = s.value
             if (type(sv) is not nd and isinstance(sv, Tracer)) or primitive.profiler is not None:
                 return generic(o, s)

@@ -42,15 +42,18 @@ def sum(a: Any, axis: Any = None, keepdims: bool = False, dtype: Any = None) -> 
 
 def mean(a: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """``numpy.mean`` = ``sum / n``. Example: ``mean(np.array([1., 3.]))`` → ``2.0``."""
-    axes = _axes(a, axis, "mean")
     s = shape_of(a)
-    n = int(np.prod([s[i] for i in axes])) if axes else 1
+    axes = normalize_axis(axis, len(s), "mean")
+    n = 1
+    for i in axes:
+        n *= s[i]
     if n == 0:
         raise ValueError("mean: mean of an empty selection")
     total = sum_p.bind(a, axis=axes, keepdims=bool(keepdims))
-    if dtype_of(a).kind in "iub":
+    dt = dtype_of(a)
+    if dt.kind in "iub":
         return total / float(n)
-    return total * np.asarray(1.0 / n, dtype=dtype_of(a))
+    return total * dt.type(1.0 / n)
 
 
 def var(a: Any, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> Any:

@@ -48,6 +48,7 @@ import scipy.special as _sc
 from ..core.custom import stop_gradient
 from ..core.primitive import Primitive, Tracer
 from ..numpy._base import dtype_of, float_dtype, shape_of
+from ..numpy.reductions import lse_p
 from ..numpy.structural import broadcast_to_p, normalize_axis, unbroadcast
 
 __all__ = [
@@ -458,6 +459,13 @@ def logsumexp(
     """
     fname = "logsumexp"
     dnp = _dnp()
+    if b is None and not return_sign and isinstance(a, Tracer):
+        # common case: one primitive application (shape and dtype checks happen in the primitive)
+        dt = dtype_of(a)
+        shape = shape_of(a)
+        if dt.kind == "f" and all(n for n in shape):
+            axes = normalize_axis(axis, len(shape), fname)
+            return lse_p.bind(a, axis=axes, keepdims=bool(keepdims))
     a = _real_input(fname, "a", a)
     if b is not None:
         b = _real_input(fname, "b", b)
