@@ -11,7 +11,8 @@ Example::
     4.0
 """
 
-from . import numpy as numpy  # noqa: F401  (installs tracer methods)
+from .core import memory as _memory  # noqa: F401  (allocator settings, see its docstring)
+from . import numpy as numpy  # noqa: F401,I001  (installs tracer methods)
 from .core.api import (
     grad,
     hessian,

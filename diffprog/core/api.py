@@ -165,13 +165,15 @@ def jvp(fun: Callable, primals: Sequence, tangents: Sequence) -> tuple[Any, Any]
     return out_def.unflatten(po), out_def.unflatten(to)
 
 
-def _run_reverse(fname, fun, flat, in_def, args_builder=None):
+def _run_reverse(fname, fun, flat, in_def):
     trace = ReverseTrace()
-    with trace:
-        ins = [trace.new_input(p) for p in flat]
-        tree = in_def.unflatten(ins)
-        res = fun(*tree) if args_builder is None else args_builder(tree)
-    return trace, ins, res
+    try:
+        with trace:
+            ins = [trace.new_input(p) for p in flat]
+            res = fun(*in_def.unflatten(ins))
+    finally:
+        tape = trace.finish()
+    return trace, tape, ins, res
 
 
 def vjp(fun: Callable, *primals: Any, has_aux: bool = False):
@@ -191,7 +193,7 @@ def vjp(fun: Callable, *primals: Any, has_aux: bool = False):
     """
     flat, in_def = _prepare_primals("vjp", primals)
     _check_float_leaves("vjp", flat, "primal")
-    trace, ins, res = _run_reverse("vjp", fun, flat, in_def)
+    trace, tape, ins, res = _run_reverse("vjp", fun, flat, in_def)
     if has_aux:
         if not (isinstance(res, (tuple, list)) and len(res) == 2):
             raise TypeError("vjp: with has_aux=True the function must return a pair (out, aux)")
@@ -205,7 +207,7 @@ def vjp(fun: Callable, *primals: Any, has_aux: bool = False):
         flat_ct = _check_tangents("vjp (vjp_fn)", out_vals, out_def, (ct,), unwrap=True)
         seeds = [(o, c) for o, c in zip(flat_out, flat_ct, strict=True)
                  if type(o) is ReverseTracer and o._trace is trace]
-        got = backward(trace, seeds, ins)
+        got = backward(tape, seeds, ins)
         got = [_zeros_like(p) if g is None else g for g, p in zip(got, flat, strict=True)]
         return tuple(in_def.unflatten(got))
 
@@ -261,8 +263,11 @@ def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: boo
         else:
             for k, i in enumerate(idx):
                 full[i] = tree[k]
-        with trace:
-            res = fun(*full, **kwargs)
+        try:
+            with trace:
+                res = fun(*full, **kwargs)
+        finally:
+            tape = trace.finish()
         if has_aux:
             if not (isinstance(res, (tuple, list)) and len(res) == 2):
                 raise TypeError(
@@ -289,7 +294,7 @@ def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: boo
                 f"{fname}: the function must return a real floating-point scalar, got dtype {dt}"
             )
         if is_ours:
-            got = backward(trace, [(res, np.ones((), dtype=dt))], ins)
+            got = backward(tape, [(res, np.ones((), dtype=dt))], ins, consume=True)
         else:
             got = [None] * len(ins)
         got = [_zeros_like(p) if g is None else g for g, p in zip(got, flat, strict=True)]

@@ -315,7 +315,7 @@ class Graph:
             j = key[0]
             r[j] = c if r[j] is None else r[j] + c
 
-        backward(trace, seeds, ins, on_edge)
+        backward(trace.finish(), seeds, ins, on_edge)
         r = [zeros_like(n.value) if x is None else x for x, n in zip(r, self.nodes, strict=True)]
         return r, contrib
 

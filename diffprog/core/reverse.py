@@ -143,13 +143,48 @@ def make_fast_unary(prim):
     return call
 
 
+class _ClosedTape:
+    """Stands in for the tape once the transformation has ended."""
+
+    __slots__ = ()
+
+    def append(self, _node):
+        raise RuntimeError(
+            "diffprog: a traced value escaped the transformation that created it (a leaked "
+            "tracer) and was used after that transformation ended"
+        )
+
+
+_CLOSED = _ClosedTape()
+
+
+class Tape:
+    """The recorded nodes of a finished reverse-mode trace, with a lock for the backward pass.
+
+    The trace drops its reference to the tape when it finishes, so that tracers (which
+    reference their trace) and the tape (which references the tracers) form no reference cycle:
+    everything is freed by reference counting as soon as the tape is dropped.
+    """
+
+    __slots__ = ("nodes", "lock")
+
+    def __init__(self, nodes):
+        self.nodes = nodes
+        self.lock = threading.Lock()
+
+
 class ReverseTrace(Trace):
-    __slots__ = ("tape", "lock")
+    __slots__ = ("tape",)
 
     def __init__(self):
         super().__init__()
         self.tape = []
-        self.lock = threading.Lock()
+
+    def finish(self) -> Tape:
+        """End recording; return the tape for :func:`backward`."""
+        nodes = self.tape
+        self.tape = _CLOSED
+        return Tape(nodes)
 
     def new_input(self, value):
         return ReverseTracer(self, value)
@@ -259,19 +294,21 @@ def _general_step(node, g, on_edge):
         p.ct = c if old is None else old + c
 
 
-def backward(trace, seeds, leaves, on_edge=None):
-    """Propagate cotangents backwards along ``trace``'s tape (Alg. 8.5).
+def backward(tape, seeds, leaves, on_edge=None, consume=False):
+    """Propagate cotangents backwards along a finished :class:`Tape` (Alg. 8.5).
 
     ``seeds``: ``(tracer, cotangent)`` pairs for the outputs; returns the accumulated cotangents
     of ``leaves`` (``None`` where nothing reached them). ``on_edge(parent, node, contribution)``,
-    if given, is called for every edge contribution ``r_{parent -> node}``.
+    if given, is called for every edge contribution ``r_{parent -> node}``. With ``consume``
+    (a tape used once, as by ``grad``) each node releases its residuals as soon as its VJP has
+    run, so memory falls during the backward pass (Fig. 8.4) and is reused by later steps.
     """
-    with trace.lock:
+    with tape.lock:
         try:
             for t, ct in seeds:
                 t.ct = ct if t.ct is None else t.ct + ct
             profiler = primitive.profiler
-            for node in reversed(trace.tape):
+            for node in reversed(tape.nodes):
                 g = node.ct
                 if g is None:
                     continue
@@ -292,20 +329,19 @@ def backward(trace, seeds, leaves, on_edge=None):
                         if c is not None:
                             old = p.ct
                             p.ct = c if old is None else old + c
-                        continue
-                    j = 0
-                    for p in parents:
-                        if p is not None:
-                            if params:
-                                c = vjps[j](g, node.value, *node.args, **params)
-                            else:
-                                c = vjps[j](g, node.value, *node.args)
-                            if c is not None:
-                                old = p.ct
-                                p.ct = c if old is None else old + c
-                        j += 1
-                    continue
-                if type(prim) is _Project:
+                    else:
+                        j = 0
+                        for p in parents:
+                            if p is not None:
+                                if params:
+                                    c = vjps[j](g, node.value, *node.args, **params)
+                                else:
+                                    c = vjps[j](g, node.value, *node.args)
+                                if c is not None:
+                                    old = p.ct
+                                    p.ct = c if old is None else old + c
+                            j += 1
+                elif type(prim) is _Project:
                     parent = node.parents
                     lst = parent.ct
                     if lst is None:
@@ -313,14 +349,17 @@ def backward(trace, seeds, leaves, on_edge=None):
                     k = prim.k
                     lst[k] = g if lst[k] is None else lst[k] + g
                     continue
-                _general_step(node, g, on_edge)
+                else:
+                    _general_step(node, g, on_edge)
+                if consume:
+                    node.args = node.value = None
             out = []
             for leaf in leaves:
                 out.append(leaf.ct)
                 leaf.ct = None
             return out
         except BaseException:
-            for node in trace.tape:
+            for node in tape.nodes:
                 node.ct = None
             for leaf in leaves:
                 leaf.ct = None
