@@ -11,8 +11,8 @@ Example::
     4.0
 """
 
-from .core import memory as _memory  # noqa: F401  (allocator settings, see its docstring)
 from . import numpy as numpy  # noqa: F401,I001  (installs tracer methods)
+from .core import memory as _memory  # noqa: F401  (allocator settings, see its docstring)
 from .core.api import (
     grad,
     hessian,
