@@ -12,7 +12,6 @@ Example::
 """
 
 from . import numpy as numpy  # noqa: F401,I001  (installs tracer methods)
-from .core import memory as _memory  # noqa: F401  (allocator settings, see its docstring)
 from .core.api import (
     grad,
     hessian,

@@ -159,8 +159,7 @@ class Primitive:
         "batch",
         "multiple_results",
         "nondiff",
-        "save_args",
-        "save_ans",
+
         "__weakref__",
     )
 
@@ -175,8 +174,6 @@ class Primitive:
         multiple_results: bool = False,
         nondiff: bool = False,
         register: bool = True,
-        save_args: bool = True,
-        save_ans: bool = True,
     ):
         self.name = name
         self.impl = impl
@@ -187,10 +184,6 @@ class Primitive:
         self.batch = None
         self.multiple_results = multiple_results
         self.nondiff = nondiff
-        #: residuals reverse mode keeps: the argument values (else only shapes and dtypes) and
-        #: the output; a VJP rule may read only what is kept
-        self.save_args = save_args
-        self.save_ans = save_ans
         if register:
             registry[name] = self
 

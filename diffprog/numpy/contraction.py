@@ -96,7 +96,7 @@ def _matmul_t(ct, a, b):
 
 
 matmul_p = Primitive("matmul", np.matmul, jvp=_matmul_jvp, vjps=(_matmul_vjp_a, _matmul_vjp_b),
-                     transpose=_matmul_t, save_ans=False)
+                     transpose=_matmul_t)
 
 
 # ----------------------------------------------------------------------------- einsum
@@ -149,5 +149,4 @@ def _einsum_t(ct, *ops, spec):
     return tuple(out_list)
 
 
-einsum_p = Primitive("einsum", _einsum_impl, jvp=_einsum_jvp, transpose=_einsum_t,
-                     save_ans=False)
+einsum_p = Primitive("einsum", _einsum_impl, jvp=_einsum_jvp, transpose=_einsum_t)

@@ -56,8 +56,7 @@ def _add_t(ct, x, y):
             _t_real(unbroadcast(ct, y.shape), y) if is_undefined(y) else None)
 
 
-add_p = Primitive("add", np.add, jvp=_add_jvp, transpose=_add_t, save_args=False,
-                  save_ans=False)
+add_p = Primitive("add", np.add, jvp=_add_jvp, transpose=_add_t)
 def _ub(r, x):
     """``unbroadcast(r, shape of x)`` with a fast exit for equal shapes; the cotangent of a real
     input is the real part of a complex cotangent."""
@@ -89,8 +88,7 @@ def _sub_t(ct, x, y):
             _t_real(unbroadcast(-ct, y.shape), y) if is_undefined(y) else None)
 
 
-subtract_p = Primitive("subtract", np.subtract, jvp=_sub_jvp, transpose=_sub_t, save_args=False,
-                       save_ans=False)
+subtract_p = Primitive("subtract", np.subtract, jvp=_sub_jvp, transpose=_sub_t)
 subtract_p.vjps = (lambda g, ans, x, y: _ub(g, x), lambda g, ans, x, y: _ub(-g, y))
 
 
@@ -112,7 +110,7 @@ def _mul_t(ct, x, y):
     return None, _t_real(unbroadcast(x * ct, y.shape), y)
 
 
-multiply_p = Primitive("multiply", np.multiply, jvp=_mul_jvp, transpose=_mul_t, save_ans=False)
+multiply_p = Primitive("multiply", np.multiply, jvp=_mul_jvp, transpose=_mul_t)
 multiply_p.vjps = (lambda g, ans, x, y: _ub(g * y, x), lambda g, ans, x, y: _ub(x * g, y))
 
 
@@ -135,8 +133,7 @@ def _div_t(ct, x, y):
 divide_p = Primitive("divide", np.divide, jvp=_div_jvp, transpose=_div_t)
 divide_p.vjps = (lambda g, ans, x, y: _ub(g / y, x), lambda g, ans, x, y: _ub(-(g * ans) / y, y))
 
-negative_p = Primitive("negative", np.negative, transpose=lambda ct, x: (-ct,), save_args=False,
-                       save_ans=False)
+negative_p = Primitive("negative", np.negative, transpose=lambda ct, x: (-ct,))
 negative_p.jvp = lambda primals, tangents, ans: -tangents[0]
 negative_p.vjps = (lambda g, ans, x: -g,)
 
@@ -222,13 +219,6 @@ def _unary(name, ufunc, deriv):
 
 
 UNARY_PRIMS = {name: _unary(name, uf, d) for name, (uf, d) in UNARY.items()}
-
-#: derivatives written with the output only / with neither value: reverse mode keeps less
-_DERIV_OF_OUTPUT = {"exp", "exp2", "expm1", "sqrt", "cbrt", "reciprocal", "tan", "tanh"}
-_DERIV_CONSTANT = {"deg2rad", "rad2deg"}
-for _name, _prim in UNARY_PRIMS.items():
-    _prim.save_args = _name not in _DERIV_OF_OUTPUT | _DERIV_CONSTANT
-    _prim.save_ans = _name in _DERIV_OF_OUTPUT
 
 
 def _abs_jvp(primals, tangents, ans):

@@ -47,8 +47,8 @@ def normalize_axis(axis, ndim, fname="sum"):
 
 def _linear(name, impl, transpose):
     """A linear primitive of one array argument: JVP = the primitive itself, VJP = transpose
-    (which reads only the argument's shape and dtype, so reverse mode keeps no values)."""
-    prim = Primitive(name, impl, transpose=transpose, save_args=False, save_ans=False)
+    (which reads only the argument's shape and dtype)."""
+    prim = Primitive(name, impl, transpose=transpose)
 
     def jvp(primals, tangents, ans, **params):
         return prim.bind(tangents[0], **params)
