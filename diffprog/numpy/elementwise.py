@@ -57,6 +57,8 @@ def _add_t(ct, x, y):
 
 
 add_p = Primitive("add", np.add, jvp=_add_jvp, transpose=_add_t)
+
+
 def _ub(r, x):
     """``unbroadcast(r, shape of x)`` with a fast exit for equal shapes; the cotangent of a real
     input is the real part of a complex cotangent."""
