@@ -134,8 +134,8 @@ def jvp(fun: Callable, primals: Sequence, tangents: Sequence) -> tuple[Any, Any]
     Example::
 
         >>> import numpy as np, diffprog, diffprog.numpy as dnp
-        >>> diffprog.jvp(dnp.sin, (np.array(0.0),), (np.array(2.0),))
-        (array(0.), array(2.))
+        >>> diffprog.jvp(dnp.sin, (np.array([0.0]),), (np.array([2.0]),))
+        (array([0.]), array([2.]))
     """
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
         raise TypeError(
@@ -187,9 +187,9 @@ def vjp(fun: Callable, *primals: Any, has_aux: bool = False):
     Example::
 
         >>> import numpy as np, diffprog, diffprog.numpy as dnp
-        >>> y, f_vjp = diffprog.vjp(lambda x: x * x, np.array(3.0))
-        >>> f_vjp(np.array(1.0))
-        (array(6.),)
+        >>> y, f_vjp = diffprog.vjp(lambda x: x * x, np.array([3.0]))
+        >>> f_vjp(np.array([1.0]))
+        (array([6.]),)
     """
     flat, in_def = _prepare_primals("vjp", primals)
     _check_float_leaves("vjp", flat, "primal")

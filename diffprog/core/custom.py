@@ -185,6 +185,7 @@ stop_gradient_p = Primitive("stop_gradient", lambda x: x, nondiff=True)
 
 def stop_gradient(x: Any) -> Any:
     """Identity whose derivative is zero: ``∂ stop_gradient(x) = 0`` (all leaves of a pytree).
+    Book §8.4.1 (primitive functions).
 
     Example::
 

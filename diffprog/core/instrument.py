@@ -83,7 +83,7 @@ class Profile:
 
 class profile:
     """Context manager: ``with profile() as p: ...`` then read ``p.primitive_calls``,
-    ``p.peak_buffers``, ``p.peak_bytes``.
+    ``p.peak_buffers``, ``p.peak_bytes``. Book §7.7 and §8.1 (counting calls and live memory).
 
     Example::
 
@@ -120,7 +120,8 @@ class profile:
 
 
 def count_calls(fn: Callable) -> Callable:
-    """Wrap ``fn`` so that ``wrapped.calls`` counts its calls (book Table 7.1).
+    """Wrap ``fn`` so that ``wrapped.calls`` counts its calls (book Table 7.1). Book §7.7 and §8.1
+    (counting calls and live memory).
 
     Example::
 

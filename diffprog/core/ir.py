@@ -225,6 +225,16 @@ class Graph:
     ``s_k = f_k(s_pa(k))`` (constants are attributes, not nodes). :meth:`jvp` and :meth:`vjp` run
     Algorithms 8.4 and 8.5 on the graph and expose the per-node tangents and accumulated
     cotangents (with each edge's contribution ``r_{i->k}``).
+
+    Example::
+
+        >>> import numpy as np, diffprog, diffprog.numpy as dnp
+        >>> g = diffprog.make_graph(lambda x: dnp.exp(x) * x, 1.0)
+        >>> g.parents(2), g.num_edges
+        ([1, 0], 3)
+        >>> r, contrib = g.vjp(np.array(1.0))   # r[0] = e + e = 2e
+        >>> bool(np.isclose(r[0], 2 * np.e))
+        True
     """
 
     def __init__(self, program: Program):

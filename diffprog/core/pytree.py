@@ -34,10 +34,19 @@ _registry: dict[type, tuple[Callable, Callable]] = {}
 
 
 def register_pytree_node(cls: type, flatten: Callable, unflatten: Callable) -> None:
-    """Register ``cls`` as a pytree container.
+    """Register ``cls`` as a pytree container. Book §2.3.2 (pytrees stand for the book's Euclidean
+    spaces E).
 
     ``flatten(obj) -> (children, aux)`` returns an iterable of children and hashable static data;
     ``unflatten(aux, children) -> obj`` rebuilds the object.
+
+    Example::
+
+        >>> class Pair:
+        ...     def __init__(self, a, b): self.a, self.b = a, b
+        >>> register_pytree_node(Pair, lambda p: ((p.a, p.b), None), lambda aux, ch: Pair(*ch))
+        >>> len(tree_leaves(Pair(1.0, 2.0)))
+        2
     """
     if not isinstance(cls, type):
         raise TypeError(f"register_pytree_node: argument 'cls' must be a class, got {cls!r}")
@@ -46,8 +55,9 @@ def register_pytree_node(cls: type, flatten: Callable, unflatten: Callable) -> N
 
 def register_dataclass(cls: type, static_fields: tuple[str, ...] = ()) -> type:
     """Register a dataclass as a pytree whose fields are children (except ``static_fields``).
+    Book §2.3.2 (pytrees stand for the book's Euclidean spaces E).
 
-    Usable as a decorator::
+    Example (as a decorator)::
 
         @register_dataclass
         @dataclasses.dataclass
@@ -222,7 +232,15 @@ def _flatten(tree, leaves):
 
 
 def tree_flatten(tree: Any) -> tuple[list, PyTreeDef]:
-    """Return the leaves of ``tree`` (depth first) and its structure."""
+    """Return the leaves of ``tree`` (depth first) and its structure. Book §2.3.2 (pytrees stand
+    for the book's Euclidean spaces E).
+
+    Example::
+
+        >>> leaves, treedef = tree_flatten({"b": 1.0, "a": (2.0, None)})
+        >>> leaves
+        [2.0, 1.0]
+    """
     leaves: list = []
     spec = _flatten(tree, leaves)
     try:
@@ -235,22 +253,50 @@ def tree_flatten(tree: Any) -> tuple[list, PyTreeDef]:
 
 
 def tree_unflatten(treedef: PyTreeDef, leaves) -> Any:
-    """Inverse of :func:`tree_flatten`."""
+    """Inverse of :func:`tree_flatten`. Book §2.3.2 (pytrees stand for the book's Euclidean spaces
+    E).
+
+    Example::
+
+        >>> _, treedef = tree_flatten((1.0, [2.0]))
+        >>> tree_unflatten(treedef, [3.0, 4.0])
+        (3.0, [4.0])
+    """
     return treedef.unflatten(leaves)
 
 
 def tree_leaves(tree: Any) -> list:
-    """The leaves of ``tree`` in flattening order."""
+    """The leaves of ``tree`` in flattening order. Book §2.3.2 (pytrees stand for the book's
+    Euclidean spaces E).
+
+    Example::
+
+        >>> tree_leaves([1.0, {"x": 2.0}])
+        [1.0, 2.0]
+    """
     return tree_flatten(tree)[0]
 
 
 def tree_structure(tree: Any) -> PyTreeDef:
-    """The structure of ``tree``."""
+    """The structure of ``tree``. Book §2.3.2 (pytrees stand for the book's Euclidean spaces E).
+
+    Example::
+
+        >>> tree_structure((1.0, 2.0)).num_leaves
+        2
+    """
     return tree_flatten(tree)[1]
 
 
 def tree_map(fn: Callable, tree: Any, *rest: Any) -> Any:
-    """Apply ``fn`` leafwise to ``tree`` and trees of the same structure in ``rest``."""
+    """Apply ``fn`` leafwise to ``tree`` and trees of the same structure in ``rest``. Book §2.3.2
+    (pytrees stand for the book's Euclidean spaces E).
+
+    Example::
+
+        >>> tree_map(lambda x, y: x + y, (1.0, [2.0]), (10.0, [20.0]))
+        (11.0, [22.0])
+    """
     leaves, treedef = tree_flatten(tree)
     others = []
     for r in rest:

@@ -53,7 +53,11 @@ def zeros_like(x, dtype=None, shape=None):
 
 
 def tangent_zeros(x):
-    """Zero tangent for ``x``: its shape, its floating dtype (float64 for integer arrays)."""
+    """Zero tangent for ``x``: its shape, its floating dtype (float64 for integer arrays).
+    Book §8.1.1 (tangents).
+
+    Example: ``tangent_zeros(np.arange(2))`` → ``array([0., 0.])``.
+    """
     return np.zeros(shape_of(x), dtype=float_dtype(dtype_of(x)))
 
 

@@ -53,6 +53,7 @@ def _build(obj, dtype):
 
 def array(obj: Any, dtype: Any = None, copy: bool = True) -> Any:
     """``numpy.array``; nested lists containing traced values are stacked (differentiably).
+    Book §8.4.1 (constants have zero derivative).
 
     Example: ``array([1.0, 2.0])`` → ``array([1., 2.])``.
     """
@@ -62,7 +63,8 @@ def array(obj: Any, dtype: Any = None, copy: bool = True) -> Any:
 
 
 def asarray(obj: Any, dtype: Any = None) -> Any:
-    """``numpy.asarray``; traced values pass through unchanged (see :func:`array`).
+    """``numpy.asarray``; traced values pass through unchanged (see :func:`array`). Book §8.4.1
+    (constants have zero derivative).
 
     Example: ``asarray(3.0).shape`` → ``()``.
     """
@@ -72,32 +74,43 @@ def asarray(obj: Any, dtype: Any = None) -> Any:
 
 
 def copy(a: Any) -> Any:
-    """``numpy.copy`` (arrays are never mutated by diffprog, so a traced value is returned)."""
+    """``numpy.copy`` (arrays are never mutated by diffprog, so a traced value is returned).
+    Book §8.4.1 (constants have zero derivative).
+
+    Example: ``copy(np.ones(2))`` → ``array([1., 1.])``.
+    """
     return a if isinstance(a, Tracer) else np.copy(a)
 
 
 def zeros_like(a: Any, dtype: Any = None) -> np.ndarray:
-    """Zeros shaped like ``a`` (a constant). Example: ``zeros_like(np.ones(2))`` → ``[0., 0.]``."""
+    """Zeros shaped like ``a`` (a constant). Example: ``zeros_like(np.ones(2))`` → ``[0., 0.]``.
+    Book §8.4.1 (constants have zero derivative)."""
     return np.zeros(shape_of(a), dtype=dtype_of(a) if dtype is None else dtype)
 
 
 def ones_like(a: Any, dtype: Any = None) -> np.ndarray:
-    """Ones shaped like ``a`` (a constant). Example: ``ones_like(np.zeros(2))`` → ``[1., 1.]``."""
+    """Ones shaped like ``a`` (a constant). Example: ``ones_like(np.zeros(2))`` → ``[1., 1.]``.
+    Book §8.4.1 (constants have zero derivative)."""
     return np.ones(shape_of(a), dtype=dtype_of(a) if dtype is None else dtype)
 
 
 def full_like(a: Any, fill_value: Any, dtype: Any = None) -> np.ndarray:
-    """``numpy.full_like`` (a constant). Example: ``full_like(np.zeros(2), 3.)`` → ``[3., 3.]``."""
+    """``numpy.full_like`` (a constant). Example: ``full_like(np.zeros(2), 3.)`` → ``[3., 3.]``.
+    Book §8.4.1 (constants have zero derivative)."""
     return np.full(shape_of(a), fill_value, dtype=dtype_of(a) if dtype is None else dtype)
 
 
 def empty_like(a: Any, dtype: Any = None) -> np.ndarray:
-    """``numpy.empty_like`` (a constant)."""
+    """``numpy.empty_like`` (a constant). Book §8.4.1 (constants have zero derivative).
+
+    Example: ``empty_like(np.ones(2)).shape`` → ``(2,)``.
+    """
     return np.empty(shape_of(a), dtype=dtype_of(a) if dtype is None else dtype)
 
 
 def diag(v: Any, k: int = 0) -> Any:
     """``numpy.diag``: extract a diagonal (2-D input) or build a diagonal matrix (1-D input).
+    Book §8.4.1 (constants have zero derivative).
 
     Example: ``diag(np.array([1., 2.]))`` → ``[[1., 0.], [0., 2.]]``.
     """

@@ -81,14 +81,14 @@ LinAlgError = np.linalg.LinAlgError
 
 
 class EighResult(NamedTuple):
-    """``(eigenvalues, eigenvectors)`` as returned by :func:`eigh` (NumPy 2 names)."""
+    """``(eigenvalues, eigenvectors)`` as returned by :func:`eigh` (NumPy 2 names). Book §8.4.1."""
 
     eigenvalues: Any
     eigenvectors: Any
 
 
 class SVDResult(NamedTuple):
-    """``(U, S, Vh)`` as returned by :func:`svd` (NumPy 2 names)."""
+    """``(U, S, Vh)`` as returned by :func:`svd` (NumPy 2 names). Book §8.4.1."""
 
     U: Any
     S: Any
@@ -96,14 +96,14 @@ class SVDResult(NamedTuple):
 
 
 class QRResult(NamedTuple):
-    """``(Q, R)`` as returned by :func:`qr` (NumPy 2 names)."""
+    """``(Q, R)`` as returned by :func:`qr` (NumPy 2 names). Book §8.4.1."""
 
     Q: Any
     R: Any
 
 
 class SlogdetResult(NamedTuple):
-    """``(sign, logabsdet)`` as returned by :func:`slogdet` (NumPy 2 names)."""
+    """``(sign, logabsdet)`` as returned by :func:`slogdet` (NumPy 2 names). Book §8.4.1."""
 
     sign: Any
     logabsdet: Any

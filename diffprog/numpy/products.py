@@ -16,6 +16,7 @@ __all__ = ["matmul", "dot", "einsum", "tensordot", "outer", "inner", "vdot", "tr
 
 def matmul(a: Any, b: Any) -> Any:
     """``a @ b``. For ``W ↦ W x`` the JVP is ``V x`` and the VJP ``u xᵀ`` (book Example 8.3).
+    Book §8.4.3 (Example 8.3: linear maps and their adjoints).
 
     Example: ``matmul(np.eye(2), np.ones(2))`` → ``array([1., 1.])``.
     """
@@ -116,7 +117,8 @@ def dot(a: Any, b: Any) -> Any:
 
 
 def tensordot(a: Any, b: Any, axes: Any = 2) -> Any:
-    """``numpy.tensordot`` via :func:`einsum`.
+    """``numpy.tensordot`` via :func:`einsum`. Book §8.4.3 (Example 8.3: linear maps and their
+    adjoints).
 
     Example: ``tensordot(np.ones((2, 3)), np.ones((3, 4)), 1).shape`` → ``(2, 4)``.
     """
@@ -138,14 +140,15 @@ def tensordot(a: Any, b: Any, axes: Any = 2) -> Any:
 
 def outer(a: Any, b: Any) -> Any:
     """``numpy.outer`` of the flattened inputs. Example: ``outer([1., 2.], [1., 1.]).shape``
-    → ``(2, 2)``."""
+    → ``(2, 2)``. Book §8.4.3 (Example 8.3: linear maps and their adjoints)."""
     from .shape_ops import ravel, reshape
 
     return reshape(ravel(a), (-1, 1)) * reshape(ravel(b), (1, -1))
 
 
 def inner(a: Any, b: Any) -> Any:
-    """``numpy.inner``: sum over the last axes. Example: ``inner(np.ones(2), np.ones(2))`` → 2."""
+    """``numpy.inner``: sum over the last axes. Example: ``inner(np.ones(2), np.ones(2))`` → 2.
+    Book §8.4.3 (Example 8.3: linear maps and their adjoints)."""
     sa, sb = shape_of(a), shape_of(b)
     if not sa or not sb:
         return a * b
@@ -154,7 +157,7 @@ def inner(a: Any, b: Any) -> Any:
 
 def vdot(a: Any, b: Any) -> Any:
     """``numpy.vdot``: ``Σ conj(a) b`` over flattened inputs. Example: ``vdot([1., 2.], [3., 4.])``
-    → 11."""
+    → 11. Book §8.4.3 (Example 8.3: linear maps and their adjoints)."""
     from .reduce_ops import sum
     from .shape_ops import ravel
     from .ufuncs import conjugate
@@ -166,7 +169,8 @@ def vdot(a: Any, b: Any) -> Any:
 
 
 def trace(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Any:
-    """``numpy.trace`` = sum of the diagonal (linear). Example: ``trace(np.eye(3))`` → 3."""
+    """``numpy.trace`` = sum of the diagonal (linear). Example: ``trace(np.eye(3))`` → 3.
+    Book §8.4.3 (Example 8.3: linear maps and their adjoints)."""
     from .reduce_ops import sum
     from .shape_ops import diagonal
 
@@ -174,7 +178,8 @@ def trace(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Any:
 
 
 def kron(a: Any, b: Any) -> Any:
-    """``numpy.kron`` (bilinear). Example: ``kron(np.eye(2), np.ones((1, 2))).shape`` → (2, 4)."""
+    """``numpy.kron`` (bilinear). Example: ``kron(np.eye(2), np.ones((1, 2))).shape`` → (2, 4).
+    Book §8.4.3 (Example 8.3: linear maps and their adjoints)."""
     from .shape_ops import reshape
 
     sa, sb = shape_of(a), shape_of(b)

@@ -41,7 +41,8 @@ def sum(a: Any, axis: Any = None, keepdims: bool = False, dtype: Any = None) -> 
 
 
 def mean(a: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    """``numpy.mean`` = ``sum / n``. Example: ``mean(np.array([1., 3.]))`` → ``2.0``."""
+    """``numpy.mean`` = ``sum / n``. Example: ``mean(np.array([1., 3.]))`` → ``2.0``. Book §8.4.1
+    (primitive functions)."""
     s = shape_of(a)
     axes = normalize_axis(axis, len(s), "mean")
     n = 1
@@ -57,7 +58,8 @@ def mean(a: Any, axis: Any = None, keepdims: bool = False) -> Any:
 
 
 def var(a: Any, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> Any:
-    """``numpy.var`` = mean of squared deviations (``ddof`` as NumPy).
+    """``numpy.var`` = mean of squared deviations (``ddof`` as NumPy). Book §8.4.1 (primitive
+    functions).
 
     Example: ``var(np.array([1., 3.]))`` → ``1.0``.
     """
@@ -72,6 +74,7 @@ def var(a: Any, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> Any:
 
 def std(a: Any, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> Any:
     """``numpy.std`` = sqrt(var). Its derivative is infinite where the variance is zero.
+    Book §8.4.1 (primitive functions).
 
     Example: ``std(np.array([1., 3.]))`` → ``1.0``.
     """
@@ -81,7 +84,8 @@ def std(a: Any, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> Any:
 
 
 def max(a: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    """``numpy.max``; at ties the derivative is split equally among the maximisers.
+    """``numpy.max``; at ties the derivative is split equally among the maximisers. Book §8.4.1
+    (primitive functions).
 
     Example: ``max(np.array([1., 3.]))`` → ``3.0``.
     """
@@ -89,7 +93,8 @@ def max(a: Any, axis: Any = None, keepdims: bool = False) -> Any:
 
 
 def min(a: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    """``numpy.min``; at ties the derivative is split equally among the minimisers.
+    """``numpy.min``; at ties the derivative is split equally among the minimisers. Book §8.4.1
+    (primitive functions).
 
     Example: ``min(np.array([1., 3.]))`` → ``1.0``.
     """
@@ -101,7 +106,10 @@ amin = min
 
 
 def logsumexp_prim(a: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    """Stable ``log Σ exp(a)`` as one primitive (book §8.4.1); see ``scipy.special.logsumexp``."""
+    """Stable ``log Σ exp(a)`` as one primitive (book §8.4.1); see ``scipy.special.logsumexp``.
+
+    Example: ``logsumexp_prim(np.zeros(2))`` → ``log 2``.
+    """
     return lse_p.bind(a, axis=_axes(a, axis, "logsumexp"), keepdims=bool(keepdims))
 
 
@@ -236,7 +244,8 @@ def sort(a: Any, axis: int = -1) -> Any:
 
 
 def argsort(a: Any, axis: int = -1) -> np.ndarray:
-    """``numpy.argsort`` (stable); integer output, zero derivative.
+    """``numpy.argsort`` (stable); integer output, zero derivative. Book §5.1 (piecewise-constant
+    functions have zero derivative).
 
     Example: ``argsort(np.array([3., 1.]))`` → ``array([1, 0])``.
     """
@@ -244,27 +253,35 @@ def argsort(a: Any, axis: int = -1) -> np.ndarray:
 
 
 def argmax(a: Any, axis: int | None = None) -> Any:
-    """``numpy.argmax``; integer output, zero derivative. Example: ``argmax([1., 3.])`` → 1."""
+    """``numpy.argmax``; integer output, zero derivative. Example: ``argmax([1., 3.])`` → 1.
+    Book §5.1 (piecewise-constant functions have zero derivative)."""
     return argmax_p.bind(a, axis=axis)
 
 
 def argmin(a: Any, axis: int | None = None) -> Any:
-    """``numpy.argmin``; integer output, zero derivative. Example: ``argmin([1., 3.])`` → 0."""
+    """``numpy.argmin``; integer output, zero derivative. Example: ``argmin([1., 3.])`` → 0.
+    Book §5.1 (piecewise-constant functions have zero derivative)."""
     return argmin_p.bind(a, axis=axis)
 
 
 def all(a: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    """``numpy.all`` (boolean, not differentiable). Example: ``all([True, False])`` → False."""
+    """``numpy.all`` (boolean, not differentiable). Example: ``all([True, False])`` → False.
+    Book §5.1 (piecewise-constant functions have zero derivative)."""
     return np.all(primal(a), axis=axis, keepdims=keepdims)
 
 
 def any(a: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    """``numpy.any`` (boolean, not differentiable). Example: ``any([True, False])`` → True."""
+    """``numpy.any`` (boolean, not differentiable). Example: ``any([True, False])`` → True.
+    Book §5.1 (piecewise-constant functions have zero derivative)."""
     return np.any(primal(a), axis=axis, keepdims=keepdims)
 
 
 def count_nonzero(a: Any, axis: Any = None) -> Any:
-    """``numpy.count_nonzero`` (integer, not differentiable)."""
+    """``numpy.count_nonzero`` (integer, not differentiable). Book §5.1 (piecewise-constant
+    functions have zero derivative).
+
+    Example: ``count_nonzero(np.array([0., 2.]))`` → ``1``.
+    """
     return np.count_nonzero(primal(a), axis=axis)
 
 

@@ -41,17 +41,20 @@ def _ax(axis, nd, fname):
 
 
 def shape(a: Any) -> tuple:
-    """``numpy.shape`` (works on traced values). Example: ``shape(np.zeros((2, 3)))`` → (2, 3)."""
+    """``numpy.shape`` (works on traced values). Example: ``shape(np.zeros((2, 3)))`` → (2, 3).
+    Book §2.3.3 (a linear map; its adjoint is its transpose rule, §8.4.4)."""
     return shape_of(a)
 
 
 def ndim(a: Any) -> int:
-    """``numpy.ndim``. Example: ``ndim(np.zeros((2, 3)))`` → 2."""
+    """``numpy.ndim``. Example: ``ndim(np.zeros((2, 3)))`` → 2. Book §2.3.3 (a linear map; its
+    adjoint is its transpose rule, §8.4.4)."""
     return len(shape_of(a))
 
 
 def size(a: Any) -> int:
-    """``numpy.size``. Example: ``size(np.zeros((2, 3)))`` → 6."""
+    """``numpy.size``. Example: ``size(np.zeros((2, 3)))`` → 6. Book §2.3.3 (a linear map; its
+    adjoint is its transpose rule, §8.4.4)."""
     return int(np.prod(shape_of(a)))
 
 
@@ -87,7 +90,8 @@ def _resolve_shape(s, newshape):
 
 
 def ravel(a: Any) -> Any:
-    """``numpy.ravel``: flatten to 1-D. Example: ``ravel(np.ones((2, 2))).shape`` → ``(4,)``."""
+    """``numpy.ravel``: flatten to 1-D. Example: ``ravel(np.ones((2, 2))).shape`` → ``(4,)``.
+    Book §2.3.3 (a linear map; its adjoint is its transpose rule, §8.4.4)."""
     return reshape(a, (-1,))
 
 
@@ -104,7 +108,8 @@ def transpose(a: Any, axes: Sequence[int] | None = None) -> Any:
 
 
 def moveaxis(a: Any, source: Any, destination: Any) -> Any:
-    """``numpy.moveaxis``. Example: ``moveaxis(np.ones((2, 3, 4)), 0, -1).shape`` → (3, 4, 2)."""
+    """``numpy.moveaxis``. Example: ``moveaxis(np.ones((2, 3, 4)), 0, -1).shape`` → (3, 4, 2).
+    Book §2.3.3 (a linear map; its adjoint is its transpose rule, §8.4.4)."""
     nd = len(shape_of(a))
     src = [_ax(s, nd, "moveaxis") for s in np.atleast_1d(source)]
     dst = [_ax(d, nd, "moveaxis") for d in np.atleast_1d(destination)]
@@ -115,7 +120,8 @@ def moveaxis(a: Any, source: Any, destination: Any) -> Any:
 
 
 def swapaxes(a: Any, axis1: int, axis2: int) -> Any:
-    """``numpy.swapaxes``. Example: ``swapaxes(np.ones((2, 3)), 0, 1).shape`` → ``(3, 2)``."""
+    """``numpy.swapaxes``. Example: ``swapaxes(np.ones((2, 3)), 0, 1).shape`` → ``(3, 2)``.
+    Book §2.3.3 (a linear map; its adjoint is its transpose rule, §8.4.4)."""
     nd = len(shape_of(a))
     perm = list(range(nd))
     i, j = _ax(axis1, nd, "swapaxes"), _ax(axis2, nd, "swapaxes")
@@ -124,7 +130,8 @@ def swapaxes(a: Any, axis1: int, axis2: int) -> Any:
 
 
 def squeeze(a: Any, axis: Any = None) -> Any:
-    """``numpy.squeeze``. Example: ``squeeze(np.ones((1, 3))).shape`` → ``(3,)``."""
+    """``numpy.squeeze``. Example: ``squeeze(np.ones((1, 3))).shape`` → ``(3,)``. Book §2.3.3 (a
+    linear map; its adjoint is its transpose rule, §8.4.4)."""
     s = shape_of(a)
     if axis is None:
         axes = tuple(i for i, n in enumerate(s) if n == 1)
@@ -137,7 +144,8 @@ def squeeze(a: Any, axis: Any = None) -> Any:
 
 
 def expand_dims(a: Any, axis: Any) -> Any:
-    """``numpy.expand_dims``. Example: ``expand_dims(np.ones(3), 0).shape`` → ``(1, 3)``."""
+    """``numpy.expand_dims``. Example: ``expand_dims(np.ones(3), 0).shape`` → ``(1, 3)``.
+    Book §2.3.3 (a linear map; its adjoint is its transpose rule, §8.4.4)."""
     s = list(shape_of(a))
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     nd = len(s) + len(axes)
@@ -147,12 +155,14 @@ def expand_dims(a: Any, axis: Any) -> Any:
 
 
 def atleast_1d(a: Any) -> Any:
-    """``numpy.atleast_1d``. Example: ``atleast_1d(1.0).shape`` → ``(1,)``."""
+    """``numpy.atleast_1d``. Example: ``atleast_1d(1.0).shape`` → ``(1,)``. Book §2.3.3 (a linear
+    map; its adjoint is its transpose rule, §8.4.4)."""
     return reshape(a, (1,)) if len(shape_of(a)) == 0 else a
 
 
 def atleast_2d(a: Any) -> Any:
-    """``numpy.atleast_2d``. Example: ``atleast_2d(np.ones(3)).shape`` → ``(1, 3)``."""
+    """``numpy.atleast_2d``. Example: ``atleast_2d(np.ones(3)).shape`` → ``(1, 3)``. Book §2.3.3 (a
+    linear map; its adjoint is its transpose rule, §8.4.4)."""
     s = shape_of(a)
     return reshape(a, (1,) * (2 - len(s)) + s) if len(s) < 2 else a
 
@@ -212,7 +222,8 @@ def concatenate(arrays: Sequence[Any], axis: int | None = 0) -> Any:
 
 
 def stack(arrays: Sequence[Any], axis: int = 0) -> Any:
-    """``numpy.stack``. Example: ``stack([np.ones(2), np.zeros(2)]).shape`` → ``(2, 2)``."""
+    """``numpy.stack``. Example: ``stack([np.ones(2), np.zeros(2)]).shape`` → ``(2, 2)``.
+    Book §2.3.3 (a linear map; its adjoint is its transpose rule, §8.4.4)."""
     arrays = list(arrays)
     if not arrays:
         raise ValueError("stack: need at least one array")
@@ -222,18 +233,21 @@ def stack(arrays: Sequence[Any], axis: int = 0) -> Any:
 
 
 def hstack(arrays: Sequence[Any]) -> Any:
-    """``numpy.hstack``. Example: ``hstack([np.ones(2), np.zeros(1)]).shape`` → ``(3,)``."""
+    """``numpy.hstack``. Example: ``hstack([np.ones(2), np.zeros(1)]).shape`` → ``(3,)``.
+    Book §2.3.3 (a linear map; its adjoint is its transpose rule, §8.4.4)."""
     arrays = [atleast_1d(x) for x in arrays]
     return concatenate(arrays, axis=0 if len(shape_of(arrays[0])) == 1 else 1)
 
 
 def vstack(arrays: Sequence[Any]) -> Any:
-    """``numpy.vstack``. Example: ``vstack([np.ones(2), np.zeros(2)]).shape`` → ``(2, 2)``."""
+    """``numpy.vstack``. Example: ``vstack([np.ones(2), np.zeros(2)]).shape`` → ``(2, 2)``.
+    Book §2.3.3 (a linear map; its adjoint is its transpose rule, §8.4.4)."""
     return concatenate([atleast_2d(x) for x in arrays], axis=0)
 
 
 def split(a: Any, indices_or_sections: Any, axis: int = 0) -> list:
-    """``numpy.split`` into views (slices). Example: ``len(split(np.ones(4), 2))`` → 2."""
+    """``numpy.split`` into views (slices). Example: ``len(split(np.ones(4), 2))`` → 2. Book §2.3.3
+    (a linear map; its adjoint is its transpose rule, §8.4.4)."""
     s = shape_of(a)
     ax = _ax(axis, len(s), "split")
     n = s[ax]
@@ -261,7 +275,8 @@ def _gather_axes(a, index_per_axis):
 
 
 def flip(a: Any, axis: Any = None) -> Any:
-    """``numpy.flip``. Example: ``flip(np.arange(3.))`` → ``array([2., 1., 0.])``."""
+    """``numpy.flip``. Example: ``flip(np.arange(3.))`` → ``array([2., 1., 0.])``. Book §2.3.3 (a
+    linear map; its adjoint is its transpose rule, §8.4.4)."""
     nd = len(shape_of(a))
     axes = normalize_axis(axis, nd, "flip")
     return getitem_p.bind(
@@ -270,7 +285,8 @@ def flip(a: Any, axis: Any = None) -> Any:
 
 
 def roll(a: Any, shift: Any, axis: Any = None) -> Any:
-    """``numpy.roll``. Example: ``roll(np.arange(3.), 1)`` → ``array([2., 0., 1.])``."""
+    """``numpy.roll``. Example: ``roll(np.arange(3.), 1)`` → ``array([2., 0., 1.])``. Book §2.3.3
+    (a linear map; its adjoint is its transpose rule, §8.4.4)."""
     s = shape_of(a)
     if axis is None:
         return reshape(roll(ravel(a), shift, 0), s)
@@ -285,7 +301,8 @@ def roll(a: Any, shift: Any, axis: Any = None) -> Any:
 
 
 def tile(a: Any, reps: Any) -> Any:
-    """``numpy.tile``. Example: ``tile(np.array([1., 2.]), 2)`` → ``array([1., 2., 1., 2.])``."""
+    """``numpy.tile``. Example: ``tile(np.array([1., 2.]), 2)`` → ``array([1., 2., 1., 2.])``.
+    Book §2.3.3 (a linear map; its adjoint is its transpose rule, §8.4.4)."""
     reps = (int(reps),) if np.ndim(reps) == 0 else tuple(int(r) for r in reps)
     s = shape_of(a)
     nd = max(len(s), len(reps))
@@ -296,7 +313,8 @@ def tile(a: Any, reps: Any) -> Any:
 
 
 def repeat(a: Any, repeats: Any, axis: int | None = None) -> Any:
-    """``numpy.repeat``. Example: ``repeat(np.array([1., 2.]), 2)`` → ``[1., 1., 2., 2.]``."""
+    """``numpy.repeat``. Example: ``repeat(np.array([1., 2.]), 2)`` → ``[1., 1., 2., 2.]``.
+    Book §2.3.3 (a linear map; its adjoint is its transpose rule, §8.4.4)."""
     if axis is None:
         a = ravel(a)
         axis = 0
@@ -308,7 +326,8 @@ def repeat(a: Any, repeats: Any, axis: int | None = None) -> Any:
 
 
 def take(a: Any, indices: Any, axis: int | None = None) -> Any:
-    """``numpy.take`` (a gather; transposes to a scatter-add).
+    """``numpy.take`` (a gather; transposes to a scatter-add). Book §2.3.3 (a linear map; its
+    adjoint is its transpose rule, §8.4.4).
 
     Example: ``take(np.array([1., 2., 3.]), [2, 0])`` → ``array([3., 1.])``.
     """
@@ -321,7 +340,8 @@ def take(a: Any, indices: Any, axis: int | None = None) -> Any:
 
 
 def take_along_axis(arr: Any, indices: Any, axis: int) -> Any:
-    """``numpy.take_along_axis``.
+    """``numpy.take_along_axis``. Book §2.3.3 (a linear map; its adjoint is its transpose rule,
+    §8.4.4).
 
     Example: ``take_along_axis(np.array([[1., 2.]]), np.array([[1]]), 1)`` → ``[[2.]]``.
     """
@@ -336,7 +356,8 @@ def take_along_axis(arr: Any, indices: Any, axis: int) -> Any:
 
 
 def diagonal(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Any:
-    """``numpy.diagonal`` (diagonal moved to the last axis).
+    """``numpy.diagonal`` (diagonal moved to the last axis). Book §2.3.3 (a linear map; its adjoint
+    is its transpose rule, §8.4.4).
 
     Example: ``diagonal(np.eye(2))`` → ``array([1., 1.])``.
     """
@@ -357,12 +378,14 @@ def _tri_mask(a, k, upper):
 
 
 def triu(m: Any, k: int = 0) -> Any:
-    """``numpy.triu``: upper triangle. Example: ``triu(np.ones((2, 2)))`` → ``[[1, 1], [0, 1]]``."""
+    """``numpy.triu``: upper triangle. Example: ``triu(np.ones((2, 2)))`` → ``[[1, 1], [0, 1]]``.
+    Book §2.3.3 (a linear map; its adjoint is its transpose rule, §8.4.4)."""
     return _tri_mask(m, k, True)
 
 
 def tril(m: Any, k: int = 0) -> Any:
-    """``numpy.tril``: lower triangle. Example: ``tril(np.ones((2, 2)))`` → ``[[1, 0], [1, 1]]``."""
+    """``numpy.tril``: lower triangle. Example: ``tril(np.ones((2, 2)))`` → ``[[1, 0], [1, 1]]``.
+    Book §2.3.3 (a linear map; its adjoint is its transpose rule, §8.4.4)."""
     return _tri_mask(m, k, False)
 
 

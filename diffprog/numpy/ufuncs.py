@@ -119,7 +119,10 @@ def positive(x: Any) -> Any:
 
 
 def float_power(x: Any, y: Any) -> Any:
-    """``x ** y`` computed in float64 (see :func:`power`). Book §2.3."""
+    """``x ** y`` computed in float64 (see :func:`power`). Book §2.3.
+
+    Example: ``float_power(np.array([2.0]), 3)`` → ``array([8.])``.
+    """
     return UFUNCS["power"](x, y)
 
 
