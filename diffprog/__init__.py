@@ -26,6 +26,7 @@ from .core.api import (
 from .core.custom import custom_jvp, custom_vjp, stop_gradient
 from .core.instrument import count_calls, profile
 from .core.ir import Graph, make_graph
+from .core.jit import jit
 from .core.linearize import linear_transpose, linearize
 from .core.pytree import (
     register_dataclass,
@@ -50,6 +51,7 @@ __all__ = [
     "jacfwd",
     "jacobian",
     "jacrev",
+    "jit",
     "jvp",
     "linear_transpose",
     "linearize",

@@ -39,15 +39,50 @@ class Var:
 
 
 class Equation:
-    """``outvars = prim(inputs; params)``; ``outvars`` is one Var, or a tuple for multi-result."""
+    """``outvars = prim(inputs; params)``; ``outvars`` is one Var, or a tuple for multi-result.
 
-    __slots__ = ("prim", "inputs", "params", "outvars")
+    ``dynamic`` marks parameters that contain variables (e.g. an index array computed by the
+    program); they are resolved when the equation is evaluated.
+    """
 
-    def __init__(self, prim, inputs, params, outvars):
+    __slots__ = ("prim", "inputs", "params", "outvars", "dynamic")
+
+    def __init__(self, prim, inputs, params, outvars, dynamic=False):
         self.prim = prim
         self.inputs = inputs
         self.params = params
         self.outvars = outvars
+        self.dynamic = dynamic
+
+    def resolve_params(self, env) -> dict:
+        """The parameters with their variables replaced by values from ``env``."""
+        if not self.dynamic:
+            return self.params
+        return {k: _subst_vars(v, env) for k, v in self.params.items()}
+
+
+def _subst_vars(v, env):
+    if type(v) is Var:
+        return env[v]
+    if type(v) is tuple:
+        return tuple(_subst_vars(x, env) for x in v)
+    return v
+
+
+def _own_tracer_in(v, trace) -> bool:
+    if isinstance(v, Tracer):
+        return v._trace is trace
+    if type(v) is tuple:
+        return any(_own_tracer_in(x, trace) for x in v)
+    return False
+
+
+def _split_tracers(v, trace, attr):
+    if isinstance(v, Tracer) and v._trace is trace:
+        return getattr(v, attr)
+    if type(v) is tuple:
+        return tuple(_split_tracers(x, trace, attr) for x in v)
+    return v
 
     def __repr__(self):
         args = ", ".join(repr(a) if isinstance(a, Var) else "const" for a in self.inputs)
@@ -66,6 +101,9 @@ class IRTracer(Tracer):
 class IRTrace(Trace):
     __slots__ = ("eqns", "_count")
 
+    #: the class of the tracers this trace creates
+    tracer_cls = IRTracer
+
     def __init__(self):
         super().__init__()
         self.eqns = []
@@ -76,27 +114,39 @@ class IRTrace(Trace):
         return Var(self._count, value)
 
     def new_input(self, value):
-        return IRTracer(self, value, self.new_var(value))
+        return self.tracer_cls(self, value, self.new_var(value))
 
     def process(self, prim, args, params):
         inputs = []
         vals = []
         for a in args:
-            if type(a) is IRTracer and a._trace is self:
+            if isinstance(a, Tracer) and a._trace is self:
                 inputs.append(a.var)
                 vals.append(a.value)
             else:
                 inputs.append(a)
                 vals.append(a)
+        dynamic = False
+        if params:
+            for v in params.values():
+                if _own_tracer_in(v, self):
+                    dynamic = True
+                    break
+        if dynamic:
+            record = {k: _split_tracers(v, self, "var") for k, v in params.items()}
+            params = {k: _split_tracers(v, self, "value") for k, v in params.items()}
+        else:
+            record = params
         with np.errstate(all="ignore"):
             ans = prim.bind(*vals, **params)
+        cls = self.tracer_cls
         if prim.multiple_results:
             outs = tuple(self.new_var(a) for a in ans)
-            self.eqns.append(Equation(prim, inputs, params, outs))
-            return tuple(IRTracer(self, a, v) for a, v in zip(ans, outs, strict=True))
+            self.eqns.append(Equation(prim, inputs, record, outs, dynamic))
+            return tuple(cls(self, a, v) for a, v in zip(ans, outs, strict=True))
         var = self.new_var(ans)
-        self.eqns.append(Equation(prim, inputs, params, var))
-        return IRTracer(self, ans, var)
+        self.eqns.append(Equation(prim, inputs, record, var, dynamic))
+        return cls(self, ans, var)
 
 
 class Program:
@@ -116,7 +166,7 @@ class Program:
         with trace:
             ins = [trace.new_input(x) for x in example_inputs]
             outs = fn(*ins)
-        outputs = [o.var if (type(o) is IRTracer and o._trace is trace) else o for o in outs]
+        outputs = [o.var if (isinstance(o, Tracer) and o._trace is trace) else o for o in outs]
         return cls([t.var for t in ins], trace.eqns, outputs)
 
     def __call__(self, *args):
@@ -124,7 +174,7 @@ class Program:
         env = dict(zip(self.invars, args, strict=True))
         for eq in self.eqns:
             vals = [env[a] if type(a) is Var else a for a in eq.inputs]
-            ans = eq.prim.bind(*vals, **eq.params)
+            ans = eq.prim.bind(*vals, **eq.resolve_params(env))
             if type(eq.outvars) is tuple:
                 for v, a in zip(eq.outvars, ans, strict=True):
                     env[v] = a
@@ -162,7 +212,7 @@ class Program:
             if type(eq.outvars) is tuple and eq.outvars[0] in linear:
                 continue
             vals = [env.get(a, a) if type(a) is Var else a for a in eq.inputs]
-            ans = eq.prim.bind(*vals, **eq.params)
+            ans = eq.prim.bind(*vals, **eq.resolve_params(env))
             if type(eq.outvars) is tuple:
                 env.update(zip(eq.outvars, ans, strict=True))
             else:
@@ -192,7 +242,7 @@ class Program:
                         args.append(env[a])
                 else:
                     args.append(a)
-            in_cts = eq.prim.transpose(ct, *args, **eq.params)
+            in_cts = eq.prim.transpose(ct, *args, **eq.resolve_params(env))
             for a, c in zip(eq.inputs, in_cts, strict=True):
                 if c is None or type(a) is not Var or a not in linear:
                     continue
@@ -306,7 +356,7 @@ class Graph:
                         "use diffprog.vjp"
                     )
                 vals = [env[a] if type(a) is Var else a for a in eq.inputs]
-                ans = env[eq.outvars] = eq.prim.bind(*vals, **eq.params)
+                ans = env[eq.outvars] = eq.prim.bind(*vals, **eq.resolve_params(env))
                 if isinstance(ans, Tracer):
                     node_of[id(ans)] = self._index[eq.outvars]
             outs = [env[o] if type(o) is Var else o for o in prog.outputs]
@@ -350,7 +400,7 @@ class Graph:
                 t[i] = tv
             for eq in prog.eqns:
                 vals = [env[a] if type(a) is Var else a for a in eq.inputs]
-                ans = eq.prim.bind(*vals, **eq.params)
+                ans = eq.prim.bind(*vals, **eq.resolve_params(env))
                 k = self._index[eq.outvars if type(eq.outvars) is not tuple else eq.outvars[0]]
                 if type(eq.outvars) is tuple:
                     env.update(zip(eq.outvars, ans, strict=True))

@@ -76,6 +76,8 @@ class Tracer:
 
     __slots__ = ("_trace",)
     __array_priority__ = 1000
+    #: False for the abstract tracers of ``jit``: their example value must not steer the program
+    concrete = True
 
     @property
     def primal_value(self):
@@ -159,6 +161,7 @@ class Primitive:
         "batch",
         "multiple_results",
         "nondiff",
+        "dynamic_params",
 
         "__weakref__",
     )
@@ -184,6 +187,9 @@ class Primitive:
         self.batch = None
         self.multiple_results = multiple_results
         self.nondiff = nondiff
+        #: parameters may hold traced values (index arrays under jit): they take part in
+        #: choosing the trace that processes an application
+        self.dynamic_params = False
         if register:
             registry[name] = self
 
@@ -195,6 +201,8 @@ class Primitive:
                 t = a._trace
                 if top is None or t.level > top.level:
                     top = t
+        if self.dynamic_params:
+            top = _top_in_params(params.values(), top)
         if top is None:
             if profiler is not None:
                 return profiler.run(self, args, params)
@@ -203,6 +211,17 @@ class Primitive:
 
     def __repr__(self):
         return f"Primitive({self.name})"
+
+
+def _top_in_params(values, top):
+    for v in values:
+        if isinstance(v, Tracer):
+            t = v._trace
+            if top is None or t.level > top.level:
+                top = t
+        elif type(v) is tuple:
+            top = _top_in_params(v, top)
+    return top
 
 
 #: the active instrumentation probe (see :mod:`diffprog.core.instrument`), or None

@@ -17,8 +17,27 @@ __all__ = [
 ]
 
 
+class ConcretizationError(TypeError):
+    """A value-dependent operation met an abstract (``jit``) traced value."""
+
+
 def primal(x):
-    """The concrete NumPy value under any number of tracers."""
+    """The concrete NumPy value under any number of tracers (for value-dependent code).
+
+    Raises :class:`ConcretizationError` under ``jit``, where values are abstract.
+    """
+    while isinstance(x, Tracer):
+        if not x.concrete:
+            raise ConcretizationError(
+                "diffprog.jit: this operation needs a concrete value, but its input is traced "
+                "by jit (shapes and dtypes only). Mark the argument static (static_argnums), "
+                "or use diffprog.cond / diffprog.numpy.where instead of Python control flow"
+            )
+        x = x.value
+    return x
+
+
+def _walk(x):
     while isinstance(x, Tracer):
         x = x.value
     return x
@@ -27,13 +46,13 @@ def primal(x):
 def shape_of(x) -> tuple:
     if isinstance(x, (np.ndarray, np.generic, UndefinedPrimal)):
         return x.shape
-    return np.shape(primal(x))
+    return np.shape(_walk(x))
 
 
 def dtype_of(x) -> np.dtype:
     if isinstance(x, (np.ndarray, np.generic, UndefinedPrimal)):
         return x.dtype
-    return np.result_type(primal(x))
+    return np.result_type(_walk(x))
 
 
 def float_dtype(dt) -> np.dtype:

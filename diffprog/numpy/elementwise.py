@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from ..core.primitive import Primitive
+from ..core.primitive import Primitive, Tracer
 from ._base import dtype_of, is_undefined, shape_of
 from .structural import broadcast_to_p, unbroadcast
 
@@ -261,12 +261,15 @@ def _pow_dy(x, y, ans):
 
 
 def _half_tie(cmp):
-    def d(x, y, ans):
-        from ._base import primal
+    """Weight 1 where ``cmp(x, y)``, 1/2 at ties, 0 elsewhere (a constant: zero derivative)."""
 
-        px, py = primal(x), primal(y)
-        w = np.where(cmp(px, py), 1.0, np.where(px == py, 0.5, 0.0))
-        return w.astype(np.result_type(dtype_of(ans), np.float16))
+    def d(x, y, ans):
+        dt = np.result_type(dtype_of(ans), np.float16)
+        if not isinstance(x, Tracer) and not isinstance(y, Tracer):
+            w = np.where(cmp(x, y), 1.0, np.where(np.equal(x, y), 0.5, 0.0))
+            return w.astype(dt)
+        one, half, zero = dt.type(1.0), dt.type(0.5), dt.type(0.0)
+        return dnp.where(cmp(x, y), one, dnp.where(dnp.equal(x, y), half, zero))
 
     return d
 
@@ -351,7 +354,7 @@ clip_p = Primitive("clip", _clip_impl, jvp=_clip_jvp,
 NONDIFF_UNARY = {
     name: getattr(np, name)
     for name in ["sign", "floor", "ceil", "rint", "trunc", "isfinite", "isnan", "isinf",
-                 "logical_not", "signbit"]
+                 "logical_not", "signbit", "invert"]
 }
 NONDIFF_BINARY = {
     name: getattr(np, name)

@@ -61,7 +61,8 @@ def _install_reverse_fast_paths():
 _neg = negative_p.bind
 _getitem = getitem_p.bind
 _cmp = {n: NONDIFF_PRIMS[n].bind for n in
-        ("less", "less_equal", "greater", "greater_equal", "equal", "not_equal", "floor_divide")}
+        ("less", "less_equal", "greater", "greater_equal", "equal", "not_equal", "floor_divide",
+         "bitwise_and", "bitwise_or", "bitwise_xor", "invert")}
 
 
 def _install():
@@ -91,6 +92,13 @@ def _install():
     T.__ge__ = lambda s, o: _cmp["greater_equal"](s, o)
     T.__eq__ = lambda s, o: _cmp["equal"](s, o)
     T.__ne__ = lambda s, o: _cmp["not_equal"](s, o)
+    T.__and__ = lambda s, o: _cmp["bitwise_and"](s, o)
+    T.__rand__ = lambda s, o: _cmp["bitwise_and"](o, s)
+    T.__or__ = lambda s, o: _cmp["bitwise_or"](s, o)
+    T.__ror__ = lambda s, o: _cmp["bitwise_or"](o, s)
+    T.__xor__ = lambda s, o: _cmp["bitwise_xor"](s, o)
+    T.__rxor__ = lambda s, o: _cmp["bitwise_xor"](o, s)
+    T.__invert__ = lambda s: _cmp["invert"](s)
     T.__getitem__ = lambda s, idx: _getitem(s, idx=concrete_index(idx))
     T.T = property(lambda s: shape_ops.transpose(s))
     T.mT = property(lambda s: shape_ops.swapaxes(s, -1, -2))

@@ -13,9 +13,17 @@ from typing import Any
 
 import numpy as np
 
-from ._base import dtype_of, primal, shape_of
+from ..core.primitive import Primitive
+from ._base import dtype_of, shape_of
 from .reductions import argmax_p, argmin_p, argsort_p, cumsum_p, lse_p, max_p, min_p, sort_p
-from .structural import normalize_axis, sum_p
+from .structural import convert_nondiff_p, normalize_axis, sum_p
+
+all_p = Primitive("all", lambda a, *, axis, keepdims: np.all(a, axis=axis, keepdims=keepdims),
+                  nondiff=True)
+any_p = Primitive("any", lambda a, *, axis, keepdims: np.any(a, axis=axis, keepdims=keepdims),
+                  nondiff=True)
+count_nonzero_p = Primitive("count_nonzero", lambda a, *, axis: np.count_nonzero(a, axis=axis),
+                            nondiff=True)
 
 __all__ = ["sum", "mean", "prod", "max", "min", "amax", "amin", "var", "std", "cumsum",
            "cumprod", "sort", "argsort", "argmax", "argmin", "all", "any", "count_nonzero",
@@ -36,7 +44,7 @@ def sum(a: Any, axis: Any = None, keepdims: bool = False, dtype: Any = None) -> 
 
         a = astype(a, dtype)
     if dtype_of(a).kind == "b":
-        a = np.asarray(primal(a)).astype(int)
+        a = convert_nondiff_p.bind(a, dtype=np.dtype(int))
     return sum_p.bind(a, axis=_axes(a, axis, "sum"), keepdims=bool(keepdims))
 
 
@@ -267,13 +275,13 @@ def argmin(a: Any, axis: int | None = None) -> Any:
 def all(a: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """``numpy.all`` (boolean, not differentiable). Example: ``all([True, False])`` → False.
     Book §5.1 (piecewise-constant functions have zero derivative)."""
-    return np.all(primal(a), axis=axis, keepdims=keepdims)
+    return all_p.bind(a, axis=axis, keepdims=keepdims)
 
 
 def any(a: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """``numpy.any`` (boolean, not differentiable). Example: ``any([True, False])`` → True.
     Book §5.1 (piecewise-constant functions have zero derivative)."""
-    return np.any(primal(a), axis=axis, keepdims=keepdims)
+    return any_p.bind(a, axis=axis, keepdims=keepdims)
 
 
 def count_nonzero(a: Any, axis: Any = None) -> Any:
@@ -282,7 +290,7 @@ def count_nonzero(a: Any, axis: Any = None) -> Any:
 
     Example: ``count_nonzero(np.array([0., 2.]))`` → ``1``.
     """
-    return np.count_nonzero(primal(a), axis=axis)
+    return count_nonzero_p.bind(a, axis=axis)
 
 
 _ = builtins

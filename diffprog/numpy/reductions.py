@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.primitive import Primitive
-from ._base import primal, shape_of
+from ._base import shape_of
 from .elementwise import UNARY_PRIMS
 from .structural import getitem_p, reshape_p, sum_p
 
@@ -96,8 +96,12 @@ def _lse_weights(x, ans, axis, keepdims):
             m = np.where(np.isfinite(m), m, 0.0)
         e = np.exp(x - m)
         return e / _add_reduce(e, axis=axis, keepdims=True)
-    m = np.max(primal(x), axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)
+    from ..core.custom import stop_gradient
+    from .elementwise import NONDIFF_PRIMS
+    from .structural import select_p
+
+    m = stop_gradient(max_p.bind(x, axis=axis, keepdims=True))
+    m = select_p.bind(NONDIFF_PRIMS["isfinite"].bind(m), m, 0.0)
     e = UNARY_PRIMS["exp"].bind(x - m)
     return e / sum_p.bind(e, axis=axis, keepdims=True)
 
@@ -132,11 +136,11 @@ def _sort_impl(x, *, axis):
 
 
 def _sort_index(x, axis):
-    from ._base import primal
+    """The index that sorts ``x`` along ``axis`` (stable); traced under jit (a dynamic index)."""
+    from .structural import concrete_index
 
-    xv = primal(x)
-    perm = np.argsort(xv, axis=axis, kind="stable")
-    idx = list(np.indices(perm.shape, sparse=True))
+    perm = concrete_index((argsort_p.bind(x, axis=axis),))[0]
+    idx = list(np.indices(shape_of(x), sparse=True))
     idx[axis] = perm
     return tuple(idx)
 

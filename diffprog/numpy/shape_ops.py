@@ -13,11 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from ._base import dtype_of, primal, shape_of
+from ._base import dtype_of, shape_of
 from .structural import (
     broadcast_to_p,
     concatenate_p,
     concrete_index,
+    convert_nondiff_p,
     convert_p,
     getitem_p,
     normalize_axis,
@@ -192,7 +193,7 @@ def astype(a: Any, dtype: Any) -> Any:
     if dt == dtype_of(a):
         return a
     if dt.kind not in "fc":
-        return np.asarray(primal(a)).astype(dt)
+        return convert_nondiff_p.bind(a, dtype=dt)
     return convert_p.bind(a, dtype=dt)
 
 
@@ -325,13 +326,20 @@ def repeat(a: Any, repeats: Any, axis: int | None = None) -> Any:
     return _gather_axes(a, per)
 
 
+def _index_array(indices):
+    """An integer index array: concrete, or abstract under ``jit`` (a dynamic parameter)."""
+    if isinstance(indices, list):
+        indices = np.asarray(indices)
+    return concrete_index((indices,))[0]
+
+
 def take(a: Any, indices: Any, axis: int | None = None) -> Any:
     """``numpy.take`` (a gather; transposes to a scatter-add). Book §2.3.3 (a linear map; its
     adjoint is its transpose rule, §8.4.4).
 
     Example: ``take(np.array([1., 2., 3.]), [2, 0])`` → ``array([3., 1.])``.
     """
-    indices = np.asarray(primal(indices))
+    indices = _index_array(indices)
     if axis is None:
         return getitem_p.bind(ravel(a), idx=(indices,))
     s = shape_of(a)
@@ -345,12 +353,12 @@ def take_along_axis(arr: Any, indices: Any, axis: int) -> Any:
 
     Example: ``take_along_axis(np.array([[1., 2.]]), np.array([[1]]), 1)`` → ``[[2.]]``.
     """
-    indices = np.asarray(primal(indices))
+    indices = _index_array(indices)
     s = shape_of(arr)
     ax = _ax(axis, len(s), "take_along_axis")
-    if indices.ndim != len(s):
+    if len(shape_of(indices)) != len(s):
         raise ValueError("take_along_axis: indices must have the same number of dimensions")
-    idx = list(np.indices(indices.shape, sparse=True))
+    idx = list(np.indices(shape_of(indices), sparse=True))
     idx[ax] = indices
     return getitem_p.bind(arr, idx=tuple(idx))
 

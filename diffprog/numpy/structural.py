@@ -169,6 +169,10 @@ def _convert_t(ct, x, *, dtype):
     return (convert_p.bind(ct, dtype=x.dtype),)
 
 
+#: conversion to an integer or boolean type: piecewise constant, zero derivative
+convert_nondiff_p = Primitive("convert_nondiff", lambda x, *, dtype: np.asarray(x).astype(dtype),
+                              nondiff=True)
+
 convert_p = _linear("convert_element_type", lambda x, *, dtype: np.asarray(x).astype(dtype),
                     _convert_t)
 
@@ -191,7 +195,7 @@ def _index_add_impl(x, v, *, idx):
 
 
 def _getitem_t(ct, x, *, idx):
-    if type(ct) is np.ndarray:  # plain cotangent: scatter directly
+    if type(ct) is np.ndarray and not any(isinstance(i, Tracer) for i in idx):  # plain: scatter
         z = np.zeros(x.shape, dtype=ct.dtype)
         if is_basic_index(idx):
             z[idx] = ct
@@ -241,6 +245,8 @@ def _index_set_t(ct, x, v, *, idx):
 
 index_set_p = Primitive("index_set", _index_set_impl, transpose=_index_set_t)
 index_set_p.jvp = _two_linear_jvp(index_set_p)
+for _p in (getitem_p, index_add_p, index_set_p):
+    _p.dynamic_params = True
 
 
 # ----------------------------------------------------------------------------- concatenate
@@ -314,13 +320,30 @@ select_p = Primitive("where", _select_impl, jvp=_select_jvp, transpose=_select_t
 
 
 def concrete_index(idx):
-    """Replace traced integer index arrays by their values (indices are never differentiated)."""
+    """Replace traced integer index arrays by their values (indices are never differentiated).
+
+    Under ``jit`` an index array computed by the program (or passed to it) stays traced: it
+    becomes a dynamic parameter of the indexing primitive, resolved each time the program runs.
+    """
     if not isinstance(idx, tuple):
         idx = (idx,)
     out = []
     for i in idx:
         if isinstance(i, Tracer):
-            i = i.primal_value
+            v = i
+            while isinstance(v, Tracer) and v.concrete:
+                v = v.value
+            if isinstance(v, Tracer):  # abstract (jit): keep the innermost abstract tracer
+                dt = np.result_type(i.primal_value)
+                if dt.kind not in "iu":
+                    raise IndexError(
+                        "getitem: under jit, traced index arrays must be integer arrays "
+                        f"(got dtype {dt}); boolean masks have data-dependent shapes, use "
+                        "diffprog.numpy.where instead"
+                    )
+                out.append(v)
+                continue
+            i = v
         if isinstance(i, list):
             i = np.asarray(i)
         if isinstance(i, np.ndarray) and i.dtype.kind == "f":

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.primitive import Primitive
+from ..core.primitive import Primitive, Tracer
 from ..core.reverse import make_fast_unary
 from .elementwise import (
     _FORMULAS,
@@ -140,7 +140,12 @@ def where(condition: Any, x: Any = None, y: Any = None) -> Any:
         return np.nonzero(primal(condition))
     if x is None or y is None:
         raise TypeError("where: give both x and y, or neither")
-    return select_p.bind(primal(condition), x, y)
+    if isinstance(condition, Tracer):  # a traced condition is a constant of the program
+        c = condition
+        while isinstance(c, Tracer) and c.concrete:
+            c = c.value
+        condition = c
+    return select_p.bind(condition, x, y)
 
 
 def clip(a: Any, a_min: Any = None, a_max: Any = None) -> Any:

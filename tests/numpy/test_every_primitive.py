@@ -592,6 +592,14 @@ def _bitwise(name):
 for _name in ("bitwise_and", "bitwise_or", "bitwise_xor"):
     nondiff(_name, "of_comparisons", _bitwise(_name), _pair_xy)
 nondiff("argsort", "dnp", lambda x: dnp.argsort(x, axis=1), args_of(distinct()))
+nondiff("invert", "dnp", lambda x: dnp.invert(x > 0), args_of(away(0.2, 1)))
+nondiff("convert_nondiff", "astype_int", lambda x: dnp.astype(x * 3.0, np.int64),
+        args_of(away(0.2, 1)))
+nondiff("convert_nondiff", "sum_of_bool", lambda x: dnp.sum(x > 0), args_of(away(0.2, 1)))
+nondiff("all", "dnp", lambda x: dnp.all(x > -10, axis=1), args_of(away(0.2, 1)))
+nondiff("any", "dnp", lambda x: dnp.any(x > 0), args_of(away(0.2, 1)))
+nondiff("count_nonzero", "dnp", lambda x: dnp.count_nonzero(x > 0, axis=0),
+        args_of(away(0.2, 1)))
 nondiff("argsort", "method", lambda x: x.argsort(axis=0), args_of(distinct()))
 nondiff("argmax", "dnp", lambda x: dnp.argmax(x, axis=1), args_of(distinct()))
 nondiff("argmax", "method", lambda x: x.argmax(), args_of(distinct()))
