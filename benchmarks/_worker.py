@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 from workloads import CHAIN_LENGTH, WORKLOADS, flatten, grad_np, make_problem, primal_np
 
-LIBS: tuple[str, ...] = ("numpy", "diffprog", "autograd", "torch", "jax", "jax_jit")
+LIBS: tuple[str, ...] = ("numpy", "diffprog", "diffprog_jit", "autograd", "torch", "jax",
+                         "jax_jit")
 RESULT_MARKER = "@@RESULT@@"
 #: relative tolerance of the gradient check against the hand-written NumPy gradient
 GRAD_RTOL = 1e-8
@@ -137,14 +138,17 @@ def _setup_numpy(problem: Any) -> dict[str, Callable[[], Any]]:
     }
 
 
-def _setup_numpy_like(problem: Any, lib: str) -> dict[str, Callable[[], Any]]:
-    """diffprog and HIPS autograd share one program: NumPy-style code on a NumPy-like module."""
+def _setup_numpy_like(problem: Any, lib: str, jit: bool = False) -> dict[str, Callable[[], Any]]:
+    """diffprog and HIPS autograd share one program: NumPy-style code on a NumPy-like module.
+
+    With ``jit`` (diffprog only) the gradient is ``diffprog.jit(diffprog.grad(loss))``.
+    """
     try:
         top = importlib.import_module(lib)
     except ImportError as exc:
         raise Missing(f"{lib} not installed: {exc}") from exc
     # an installed package whose submodules fail to import is an error, not a skip
-    grad = top.grad
+    grad = (lambda f: top.jit(top.grad(f))) if jit else top.grad
     xnp = importlib.import_module(f"{lib}.numpy")
     logsumexp = importlib.import_module(f"{lib}.scipy.special").logsumexp
 
@@ -260,7 +264,8 @@ def _setup_jax(problem: Any, use_jit: bool) -> dict[str, Callable[[], Any]]:
 
 def _versions(lib: str) -> dict[str, str]:
     out = {"python": platform.python_version(), "numpy": np.__version__}
-    dists = {"jax": ("jax", "jaxlib"), "jax_jit": ("jax", "jaxlib")}.get(lib, (lib,))
+    dists = {"jax": ("jax", "jaxlib"), "jax_jit": ("jax", "jaxlib"),
+             "diffprog_jit": ("diffprog",)}.get(lib, (lib,))
     for dist in dists:
         if dist == "numpy":
             continue
@@ -284,6 +289,8 @@ def run(lib: str, workload: str, repeat: int, min_time: float) -> dict[str, Any]
         fns = _setup_numpy(problem)
     elif lib in ("diffprog", "autograd"):
         fns = _setup_numpy_like(problem, lib)
+    elif lib == "diffprog_jit":
+        fns = _setup_numpy_like(problem, "diffprog", jit=True)
     elif lib == "torch":
         fns = _setup_torch(problem)
     elif lib in ("jax", "jax_jit"):

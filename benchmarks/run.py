@@ -53,6 +53,7 @@ XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_thread
 PEERS: tuple[str, ...] = tuple(lib for lib in LIBS if lib != "numpy")
 TITLES: dict[str, str] = {
     "diffprog": "diffprog",
+    "diffprog_jit": "diffprog jit",
     "autograd": "autograd",
     "torch": "torch eager",
     "jax": "jax eager",
