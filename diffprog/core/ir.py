@@ -252,9 +252,11 @@ class Program:
 
 class Node:
     """A node of a :class:`Graph`: ``index``, ``name`` (primitive or "input"), ``parents``,
-    ``children`` (node indices) and ``value`` (the value traced)."""
+    ``children`` (node indices), ``value`` (the value traced) and ``subgraphs``: for a
+    control-flow primitive, the graphs of the programs it runs (branches, loop bodies), by
+    parameter name (a nested DAG, book §8.4.2)."""
 
-    __slots__ = ("index", "name", "parents", "children", "value", "params")
+    __slots__ = ("index", "name", "parents", "children", "value", "params", "subgraphs")
 
     def __init__(self, index, name, parents, value, params):
         self.index = index
@@ -263,6 +265,13 @@ class Node:
         self.children = []
         self.value = value
         self.params = params
+        self.subgraphs = {}
+        for key, v in (params or {}).items():
+            progs = [v] if isinstance(v, Program) else (
+                list(v) if type(v) in (tuple, list) and v and all(
+                    isinstance(p, Program) for p in v) else [])
+            for i, p in enumerate(progs):
+                self.subgraphs[key if len(progs) == 1 else f"{key}[{i}]"] = Graph(p)
 
     def __repr__(self):
         return f"Node({self.index}: {self.name}, parents={self.parents})"
@@ -320,16 +329,26 @@ class Graph:
         return list(self.nodes[k].parents)
 
     def to_dot(self, name: str = "program") -> str:
-        """The graph in Graphviz DOT format."""
-        lines = [f"digraph {name} {{", "  rankdir=LR;"]
-        for n in self.nodes:
-            shape = "box" if n.name == "input" else "ellipse"
-            lines.append(f'  n{n.index} [label="{n.index}: {n.name}", shape={shape}];')
-        for n in self.nodes:
-            for p in n.parents:
-                lines.append(f"  n{p} -> n{n.index};")
+        """The graph in Graphviz DOT format; sub-programs of control-flow nodes are clusters."""
+        lines = [f"digraph {name} {{", "  rankdir=LR;", "  compound=true;"]
+        self._dot_body(lines, "n", "  ")
         lines.append("}")
         return "\n".join(lines) + "\n"
+
+    def _dot_body(self, lines, prefix, indent):
+        for n in self.nodes:
+            shape = "box" if n.name == "input" else "ellipse"
+            lines.append(f'{indent}{prefix}{n.index} [label="{n.index}: {n.name}", '
+                         f"shape={shape}];")
+            for j, (key, sub) in enumerate(n.subgraphs.items()):
+                sp = f"{prefix}{n.index}_{j}_"
+                lines.append(f"{indent}subgraph cluster_{sp} {{")
+                lines.append(f'{indent}  label="{n.name}: {key}"; style=dashed;')
+                sub._dot_body(lines, sp, indent + "  ")
+                lines.append(f"{indent}}}")
+        for n in self.nodes:
+            for p in n.parents:
+                lines.append(f"{indent}{prefix}{p} -> {prefix}{n.index};")
 
     def __repr__(self):
         return "Graph(\n" + "\n".join(f"  {n!r}" for n in self.nodes) + "\n)"

@@ -402,12 +402,21 @@ class Jitted:
         compiled = None if captured else compile_program(prog)
         return _Entry(prog, compiled, out_def)
 
-    def lower(self, *args: Any, **kwargs: Any) -> str:
-        """The generated source of the program for these arguments (for inspection)."""
+    def _entry_for(self, args, kwargs):
         nums, static, dyn_args, dyn_kwargs = self._split(args, kwargs)
         leaves, treedef = tree_flatten((dyn_args, dyn_kwargs))
-        entry = self._trace(args, kwargs, nums, leaves, treedef)
-        return compile_program(entry.program).source
+        return self._trace(args, kwargs, nums, leaves, treedef)
+
+    def lower(self, *args: Any, **kwargs: Any) -> str:
+        """The generated source of the program for these arguments (for inspection)."""
+        return compile_program(self._entry_for(args, kwargs).program).source
+
+    def graph(self, *args: Any, **kwargs: Any):
+        """The simplified program for these arguments as a :class:`~diffprog.Graph` (book §8.3):
+        what the compiled code runs, control-flow bodies as nested sub-graphs."""
+        from .ir import Graph
+
+        return Graph(self._entry_for(args, kwargs).program)
 
 
 def _example(x):
