@@ -1,13 +1,16 @@
-"""Profile diffprog's eager gradient of the ``chain`` workload with cProfile.
+"""Profile diffprog's gradient of a benchmark workload with cProfile (default: eager ``chain``).
 
 Usage::
 
-    python benchmarks/profile_chain.py [--calls N] [--sort tottime|cumulative] [--top 25]
+    python benchmarks/profile_chain.py [--workload chain] [--jit] [--calls N]
+                                       [--sort tottime|cumulative|ncalls] [--top 25]
 
 The ``chain`` workload (200 repetitions of ``x = sin(x) * 1.01 + 0.1`` on a 1-element array) does
 almost no arithmetic, so its profile shows the engine's per-operation Python overhead: tracer
-construction, rule lookup, tape bookkeeping (DESIGN.md, "Performance rules"). For engine
-developers; not part of the test suite.
+construction, rule lookup, tape bookkeeping (DESIGN.md, "Performance rules"). ``--workload``
+profiles any other workload of ``benchmarks/workloads.py`` with the very program the benchmark
+times (``_worker.py``), ``--jit`` the ``diffprog.jit`` version. For engine developers; not part of
+the test suite. Like the runner, run it with ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE`` unset.
 """
 
 from __future__ import annotations
@@ -16,50 +19,55 @@ import argparse
 import cProfile
 import pstats
 import sys
+import time
 from pathlib import Path
-from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from workloads import CHAIN_LENGTH, make_problem  # noqa: E402
+from _worker import _setup_numpy_like  # noqa: E402
+from workloads import CHAIN_LENGTH, WORKLOADS, make_problem  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``diffprog.grad`` on the chain workload under cProfile and print the top functions."""
+    """Run diffprog's gradient of one workload under cProfile and print the top functions."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=200, help="gradient calls to profile")
+    parser.add_argument("--workload", default="chain", choices=WORKLOADS)
+    parser.add_argument("--jit", action="store_true", help="profile the diffprog.jit gradient")
+    parser.add_argument("--calls", type=int, default=None,
+                        help="gradient calls to profile (default: about one second's worth)")
     parser.add_argument("--sort", default="tottime", choices=["tottime", "cumulative", "ncalls"])
     parser.add_argument("--top", type=int, default=25, help="number of functions to print")
     args = parser.parse_args(argv)
 
-    import diffprog
-    import diffprog.numpy as dnp
-
-    def chain_loss(x: Any) -> Any:
-        for _ in range(CHAIN_LENGTH):
-            x = dnp.sin(x) * 1.01 + 0.1
-        return dnp.sum(x)
-
-    g = diffprog.grad(chain_loss)
-    x = make_problem("chain").params
-    for _ in range(5):  # warm-up, so one-time setup does not pollute the profile
-        g(x)
+    g = _setup_numpy_like(make_problem(args.workload), "diffprog", jit=args.jit)["grad"]
+    for _ in range(5):  # warm-up (jit tracing, compiled loop bodies), kept out of the profile
+        g()
+    calls = args.calls
+    if calls is None:
+        t0 = time.perf_counter()
+        g()
+        calls = max(5, int(1.0 / max(time.perf_counter() - t0, 1e-6)))
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        g()
+    plain_us = (time.perf_counter() - t0) / calls * 1e6
 
     profiler = cProfile.Profile()
     profiler.enable()
-    for _ in range(args.calls):
-        g(x)
+    for _ in range(calls):
+        g()
     profiler.disable()
 
-    ops = args.calls * CHAIN_LENGTH * 3
     total = pstats.Stats(profiler).total_tt
-    print(
-        f"{args.calls} grad calls of the chain workload ({CHAIN_LENGTH} x sin, mul, add): "
-        f"{total:.3f} s under cProfile, {total / ops * 1e6:.2f} us per forward primitive "
-        "(profiler overhead included)"
-    )
+    mode = "jit(grad)" if args.jit else "grad"
+    print(f"{calls} {mode} calls of the {args.workload} workload: {plain_us:.0f} us per call "
+          f"without the profiler, {total / calls * 1e6:.0f} us under cProfile")
+    if args.workload == "chain" and not args.jit:
+        ops = calls * CHAIN_LENGTH * 3
+        print(f"({CHAIN_LENGTH} x sin, mul, add: {total / ops * 1e6:.2f} us per forward primitive, "
+              "profiler overhead included)")
     stats = pstats.Stats(profiler, stream=sys.stdout)
     stats.strip_dirs().sort_stats(args.sort).print_stats(args.top)
     return 0

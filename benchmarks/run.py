@@ -5,10 +5,12 @@ Usage::
     python benchmarks/run.py [--repeat N] [--min-time S] [--libs LIB ...] [--workloads W ...]
                              [--markdown] [--json PATH]
 
-For every workload (``chain``, ``mlp_small``, ``mlp_big``; see ``benchmarks/workloads.py``) this
-times the plain-NumPy primal (the forward loss) and, for each library, the gradient of the loss
-with respect to all parameters: diffprog (eager ``diffprog.grad``), HIPS autograd, PyTorch eager,
-JAX eager (no jit) and JAX jit. Each (library, workload) pair runs in a fresh subprocess
+For every workload (``chain``, ``mlp_small``, ``mlp_big``, ``lstm``, ``per_example_grads``; see
+``benchmarks/workloads.py``) this times the plain-NumPy primal (the forward loss) and, for each
+library, the gradient of the loss with respect to all parameters (for ``per_example_grads``: the
+stacked per-example gradients): diffprog (eager ``diffprog.grad``), diffprog jit
+(``diffprog.jit(diffprog.grad(f))``), HIPS autograd, PyTorch eager, JAX eager (no jit) and JAX
+jit. Each (library, workload) pair runs in a fresh subprocess
 (``benchmarks/_worker.py``) with one thread for every math library, and with
 ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE`` removed from its environment: on these machines they pin
 OpenBLAS to a slow kernel (about 10x slower matrix products). They are removed here only, for the
@@ -17,9 +19,10 @@ child processes, never in tests or CI.
 Times are medians over ``--repeat`` samples of at least ``--min-time`` seconds each, in
 microseconds. Ratios are to the plain-NumPy primal of the same workload (Book §8.3.3: a gradient
 should cost a small constant times the function). The last column divides diffprog's gradient time
-by diffprog's own forward evaluation on plain arrays. Libraries that are not installed are shown
-as such, never silently dropped; a gradient that disagrees with the hand-written NumPy gradient
-is flagged with ``!``.
+by diffprog's own forward evaluation on plain arrays. Libraries that are not installed (or lack a
+function a workload needs) are shown as such, never silently dropped; a gradient that disagrees
+with the hand-written NumPy gradient is flagged with ``!``; how a library expresses ``lstm`` and
+``per_example_grads`` (``scan``/``vmap`` or a Python loop) is listed under the table.
 """
 
 from __future__ import annotations
@@ -145,8 +148,8 @@ def build_table(
         for lib, res, key in cells:
             status = res.get("status")
             if status == "missing":
-                row.append("not installed")
-                notes.append(f"{lib} skipped: {res.get('reason', '')}")
+                row.append(res.get("cell", "not installed"))
+                notes.append(f"{lib}/{w} skipped: {res.get('reason', '')}")
                 continue
             if status != "ok":
                 row.append("error")
@@ -161,6 +164,8 @@ def build_table(
                     f"(relative error {res.get('grad_rel_err'):.2e} > {GRAD_RTOL:g})"
                 )
             row.append(cell)
+            if res.get("note"):
+                notes.append(f"{lib}/{w}: {res['note']}")
         if "diffprog" in libs:
             res = results[("diffprog", w)]
             if res.get("status") == "ok":

@@ -23,6 +23,8 @@ from .core.api import (
     value_and_grad,
     vjp,
 )
+from .core.batching import vmap
+from .core.control_flow import cond, fori_loop, scan, switch, while_loop
 from .core.custom import custom_jvp, custom_vjp, stop_gradient
 from .core.instrument import count_calls, profile
 from .core.ir import Graph, make_graph
@@ -42,9 +44,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Graph",
+    "cond",
     "count_calls",
     "custom_jvp",
     "custom_vjp",
+    "fori_loop",
     "grad",
     "hessian",
     "hvp",
@@ -59,7 +63,9 @@ __all__ = [
     "profile",
     "register_dataclass",
     "register_pytree_node",
+    "scan",
     "stop_gradient",
+    "switch",
     "tree_flatten",
     "tree_leaves",
     "tree_map",
@@ -67,4 +73,6 @@ __all__ = [
     "tree_unflatten",
     "value_and_grad",
     "vjp",
+    "vmap",
+    "while_loop",
 ]

@@ -145,6 +145,12 @@ class BatchTrace(Trace):
         self.axis_size = axis_size
 
     def process(self, prim, args, params):
+        if self.axis_size is None:
+            raise RuntimeError(
+                f"vmap: a batched value escaped the vmap that created it (a leaked tracer) and "
+                f"was used by '{prim.name}' after that vmap returned; return it from the mapped "
+                "function instead"
+            )
         vals = []
         dims = []
         for a in args:
@@ -220,15 +226,22 @@ class BatchTrace(Trace):
 
     def _empty(self, prim, vals, dims, params):
         """An empty batch: evaluate one dummy example for the output shapes."""
-        xs = [v if d is None else np.zeros(tuple(np.delete(np.array(shape_of(v), dtype=np.intp),
-                                                           d)), dtype_of(v))
-              for v, d in zip(vals, dims, strict=True)]
+        xs = [v if d is None else _zero_example(v, d) for v, d in zip(vals, dims, strict=True)]
         p = {k: _zero_param(v) for k, v in params.items()}
         out = prim.bind(*xs, **p)
         if prim.multiple_results:
-            return tuple(np.zeros((0,) + tuple(shape_of(o)), dtype_of(o)) for o in out), (0,) * len(
-                out)
-        return np.zeros((0,) + tuple(shape_of(out)), dtype_of(out)), 0
+            return tuple(_empty_batch(o) for o in out), (0,) * len(out)
+        return _empty_batch(out), 0
+
+
+def _zero_example(v, d):
+    s = list(shape_of(v))
+    del s[d]
+    return np.zeros(s, dtype_of(v))
+
+
+def _empty_batch(o):
+    return np.zeros((0,) + tuple(shape_of(o)), dtype_of(o))
 
 
 def _example(v, d, b):
@@ -248,11 +261,7 @@ def _example_param(v, b):
 
 def _zero_param(v):
     def z(e):
-        if isinstance(e, Batched):
-            s = list(shape_of(e.val))
-            del s[e.bdim]
-            return np.zeros(s, dtype_of(e.val))
-        return e
+        return _zero_example(e.val, e.bdim) if isinstance(e, Batched) else e
 
     if type(v) is tuple:
         return tuple(z(e) for e in v)
@@ -305,7 +314,7 @@ def _check_axis_spec(spec, what):
         _check_axis_spec(c, what)
 
 
-def _axes_for(spec, tree, what, where) -> list:
+def _axes_for(spec, tree, what, where, path="") -> list:
     """One axis (int or None) per leaf of ``tree``: ``spec`` is a pytree prefix of ``tree``."""
     if _is_axis(spec):
         return [None if spec is None else int(spec)] * len(tree_flatten(tree)[0])
@@ -313,13 +322,31 @@ def _axes_for(spec, tree, what, where) -> list:
     tn = _children(tree)
     if tn is None or sn[0] != tn[0] or sn[1] != tn[1] or len(sn[2]) != len(tn[2]):
         raise ValueError(
-            f"vmap: the {what} specification {spec!r} does not match the structure of {where} "
-            f"({_describe(tree)}): it must be an int, None, or a pytree prefix of it"
+            f"vmap: the {what} specification {spec!r} does not match the structure of "
+            f"{where}{path} ({_describe(tree)}): it must be an int, None, or a pytree prefix of it"
         )
     out = []
     for k, (s, t) in enumerate(zip(sn[2], tn[2], strict=True)):
-        key = sn[1][k] if sn[0] is dict else k
-        out.extend(_axes_for(s, t, what, f"{where}[{key!r}]"))
+        out.extend(_axes_for(s, t, what, where, f"{path}[{_key(sn, k)!r}]"))
+    return out
+
+
+def _key(node, k):
+    kind, aux, _ = node
+    if kind is dict:
+        return aux[k]
+    if kind == "namedtuple":
+        return aux._fields[k]
+    return k
+
+
+def _leaf_paths(tree) -> list:
+    node = _children(tree)
+    if node is None:
+        return [""]
+    out = []
+    for k, c in enumerate(node[2]):
+        out.extend(f"[{_key(node, k)!r}]{p}" for p in _leaf_paths(c))
     return out
 
 
@@ -343,12 +370,60 @@ def _arg_names(fun, n):
     return names
 
 
-def _arg_label(fun, where):
-    k, rest = where
+def _batch_size(leaves, axes, where, axis_size, label) -> int:
+    """Check the mapped leaves (arrays, axis in range, equal sizes) and normalize ``axes`` in
+    place; returns the batch size. ``label(where[i])`` names leaf ``i`` in error messages."""
+    size = axis_size
+    first = None
+    for i, (x, ax) in enumerate(zip(leaves, axes, strict=True)):
+        if ax is None:
+            continue
+        if not isinstance(x, (np.ndarray, Tracer)):
+            kind = type(x).__name__
+            x = leaves[i] = np.asarray(x)
+            if x.dtype == object:
+                raise TypeError(f"vmap: {label(where[i])} is mapped (axis {ax}) but is not an "
+                                f"array (got {kind}); pass in_axes=None for it")
+        s = tuple(shape_of(x))
+        nd = len(s)
+        if not -nd <= ax < nd:
+            hint = " (a scalar cannot be mapped; pass in_axes=None for it)" if not s else ""
+            raise ValueError(
+                f"vmap: in_axes={ax} is out of range for {label(where[i])} of shape {s} (ndim "
+                f"{nd}): a mapped axis must satisfy -{nd} <= axis < {nd}{hint}"
+            )
+        ax = axes[i] = ax % nd
+        n = s[ax]
+        if size is None:
+            size, first = n, i
+        elif n != size:
+            if first is None:
+                raise ValueError(f"vmap: axis_size={axis_size} but {label(where[i])} has size "
+                                 f"{n} along its mapped axis {ax} (shape {s})")
+            s0 = tuple(shape_of(leaves[first]))
+            raise ValueError(
+                f"vmap: inconsistent sizes for the mapped axes: {label(where[first])} has size "
+                f"{size} along axis {axes[first]} (shape {s0}), but {label(where[i])} has size "
+                f"{n} along axis {ax} (shape {s})"
+            )
+    if size is None:
+        raise ValueError(
+            "vmap: no argument is mapped (every in_axes entry is None, or there are no array "
+            "arguments) and axis_size is not given: the batch size is unknown"
+        )
+    return size
+
+
+def _arg_label(fun, args, kwargs, where):
+    """``argument 1 ('y')['b']``: which input leaf ``where = (position or keyword, leaf)``."""
+    k, j = where
+    tree = kwargs[k] if isinstance(k, str) else args[k]
+    paths = _leaf_paths(tree)
+    path = paths[j] if j < len(paths) else ""
     if isinstance(k, str):
-        return f"keyword argument {k!r}{rest}"
+        return f"keyword argument {k!r}{path}"
     name = _arg_names(fun, k + 1)[k]
-    return f"argument {k}{f' ({name!r})' if name else ''}{rest}"
+    return f"argument {k}{f' ({name!r})' if name else ''}{path}"
 
 
 # ----------------------------------------------------------------------------- vmap
@@ -384,12 +459,12 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0, axis_size: int | No
         >>> import numpy as np, diffprog, diffprog.numpy as dnp
         >>> diffprog.vmap(lambda a, b: a @ b, in_axes=(0, None))(np.eye(2), np.array([3., 4.]))
         array([3., 4.])
-        >>> w = np.array([1.0, -1.0])
+        >>> w = np.array([1.0, 2.0])
         >>> per_example = diffprog.vmap(diffprog.grad(lambda w, x: dnp.sum(w * x) ** 2),
         ...                             in_axes=(None, 0))
-        >>> per_example(w, np.array([[1.0, 0.0], [0.0, 2.0]]))  # 2 (w·x) x
-        array([[ 2.,  0.],
-               [-0.,  8.]])
+        >>> per_example(w, np.eye(2))  # row i: ∇_w (w·x_i)² = 2 (w·x_i) x_i
+        array([[2., 0.],
+               [0., 4.]])
     """
     if not callable(fun):
         raise TypeError(f"vmap: the function to map must be callable, got {type(fun).__name__}")
@@ -419,94 +494,61 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0, axis_size: int | No
                 f"vmap: in_axes must be an int, None, or a tuple with one entry per positional "
                 f"argument, got {in_axes!r}"
             )
-        leaves, axes, where = [], [], []
+        leaves, args_def = tree_flatten(tuple(args))
+        n_pos = len(leaves)
+        axes, where = [], []
         for k, (a, s) in enumerate(zip(args, specs, strict=True)):
-            lv = tree_flatten(a)[0]
-            ax = _axes_for(s, a, "in_axes", f"argument {k}")
-            leaves.extend(lv)
-            axes.extend(ax)
-            where.extend((k, f", leaf {j}" if len(lv) > 1 else "") for j in range(len(lv)))
+            got = _axes_for(s, a, "in_axes", f"argument {k}")
+            axes.extend(got)
+            where.extend((k, j) for j in range(len(got)))
         for key in sorted(kwargs):
             lv = tree_flatten(kwargs[key])[0]
             leaves.extend(lv)
             axes.extend([0] * len(lv))
-            where.extend((key, f", leaf {j}" if len(lv) > 1 else "") for j in range(len(lv)))
+            where.extend((key, j) for j in range(len(lv)))
         # -- normalize axes, check sizes
-        size = axis_size
-        first = None
-        for i, (x, ax) in enumerate(zip(leaves, axes, strict=True)):
-            if ax is None:
-                continue
-            if not isinstance(x, (np.ndarray, Tracer)):
-                x = leaves[i] = np.asarray(x)
-                if x.dtype == object:
-                    raise TypeError(
-                        f"vmap: {_arg_label(fun, where[i])} is mapped (axis {ax}) but is not an "
-                        f"array (got {type(args[where[i][0]] if isinstance(where[i][0], int) else kwargs[where[i][0]]).__name__})"
-                    )
-            s = tuple(shape_of(x))
-            if not -len(s) <= ax < len(s):
-                raise ValueError(
-                    f"vmap: in_axes={ax} is out of range for {_arg_label(fun, where[i])} of shape "
-                    f"{s} (ndim {len(s)}): a mapped axis must satisfy -{len(s)} <= axis < {len(s)}"
-                    + (" (a scalar cannot be mapped; pass in_axes=None for it)" if not s else "")
-                )
-            ax = axes[i] = ax % len(s)
-            n = s[ax]
-            if size is None:
-                size, first = n, i
-            elif n != size:
-                if first is None:
-                    raise ValueError(
-                        f"vmap: axis_size={axis_size} but {_arg_label(fun, where[i])} has size "
-                        f"{n} along its mapped axis {ax} (shape {s})"
-                    )
-                s0 = tuple(shape_of(leaves[first]))
-                raise ValueError(
-                    "vmap: inconsistent sizes for the mapped axes: "
-                    f"{_arg_label(fun, where[first])} has size {size} along axis {axes[first]} "
-                    f"(shape {s0}), but {_arg_label(fun, where[i])} has size {n} along axis "
-                    f"{ax} (shape {s})"
-                )
-        if size is None:
-            raise ValueError(
-                "vmap: no argument is mapped (every in_axes entry is None, or there are no "
-                "array arguments) and axis_size is not given: the batch size is unknown"
-            )
+        label = functools.partial(_arg_label, fun, args, kwargs)
+        size = _batch_size(leaves, axes, where, axis_size, label)
         # -- run
         trace = BatchTrace(size)
-        with trace:
-            ins = [x if ax is None else BatchTracer(trace, x, ax)
-                   for x, ax in zip(leaves, axes, strict=True)]
-            n_pos = sum(len(tree_flatten(a)[0]) for a in args)
-            _, args_def = tree_flatten(tuple(args))
-            new_args = args_def.unflatten(ins[:n_pos])
-            new_kwargs = {}
-            o = n_pos
-            for key in sorted(kwargs):
-                lv, d = tree_flatten(kwargs[key])
-                new_kwargs[key] = d.unflatten(ins[o:o + len(lv)])
-                o += len(lv)
-            out = fun(*new_args, **new_kwargs)
+        try:
+            with trace:
+                ins = [x if ax is None else BatchTracer(trace, x, ax)
+                       for x, ax in zip(leaves, axes, strict=True)]
+                new_args = args_def.unflatten(ins[:n_pos])
+                new_kwargs = {}
+                o = n_pos
+                for key in sorted(kwargs):
+                    lv, d = tree_flatten(kwargs[key])
+                    new_kwargs[key] = d.unflatten(ins[o:o + len(lv)])
+                    o += len(lv)
+                out = fun(*new_args, **new_kwargs)
+        finally:
+            trace.axis_size = None  # closed: a batched value that escapes can no longer be used
         # -- outputs
         flat_out, out_def = tree_flatten(out)
         oaxes = _axes_for(out_axes, out, "out_axes", "the output")
         res = []
         for k, (o, ax) in enumerate(zip(flat_out, oaxes, strict=True)):
-            res.append(_output(o, ax, trace, size, k))
+            res.append(_output(o, ax, trace, size, functools.partial(_out_label, out, k)))
         return out_def.unflatten(res)
 
     return vmapped
 
 
-def _output(o, ax, trace, size, k):
+def _out_label(out, k):
+    path = _leaf_paths(out)[k]
+    return f"output leaf {k}{f' (output{path})' if path else ''}"
+
+
+def _output(o, ax, trace, size, label):
     from ..numpy import broadcast_to, expand_dims
 
     batched = type(o) is BatchTracer and o._trace is trace
     if ax is None:
         if batched:
             raise ValueError(
-                f"vmap: out_axes is None for output leaf {k}, but that output depends on the "
+                f"vmap: out_axes is None for {label()}, but that output depends on the "
                 "mapped inputs (it differs between examples); give it an axis"
             )
         return o
@@ -517,10 +559,13 @@ def _output(o, ax, trace, size, k):
         v, d = o, None
         if not isinstance(v, (np.ndarray, Tracer)):
             v = np.asarray(v)
+            if v.dtype == object:
+                raise TypeError(f"vmap: {label()} is not an array (got {type(o).__name__}); "
+                                "a mapped function must return arrays (pytrees of arrays)")
         nd = len(shape_of(v)) + 1
     if not -nd <= ax < nd:
         raise ValueError(
-            f"vmap: out_axes={ax} is out of range for output leaf {k}, which has "
+            f"vmap: out_axes={ax} is out of range for {label()}, which has "
             f"{nd - 1} per-example dimension(s) (-{nd} <= axis < {nd})"
         )
     ax %= nd

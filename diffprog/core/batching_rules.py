@@ -152,11 +152,8 @@ def _broadcasting(bind, args, dims, params):
         return bind(*args, **params), d0
     r = max(ranks)
     new = []
-    for a, d, pe in zip(args, dims, ranks, strict=True):
-        if d is None:
-            new.append(a)
-        else:
-            new.append(pad_rank(to_front(a, d), r))
+    for a, d in zip(args, dims, strict=True):
+        new.append(a if d is None else pad_rank(to_front(a, d), r))
     return bind(*new, **params), 0
 
 

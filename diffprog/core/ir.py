@@ -368,40 +368,55 @@ class Graph:
                 env[v] = trace.new_input(v.value)
                 ins.append(env[v])
                 node_of[id(env[v])] = k
+            out_index = {}  # id(projection tracer) -> output index of a multiple-result node
             for eq in prog.eqns:
-                if type(eq.outvars) is tuple:
-                    raise TypeError(
-                        "Graph.vjp: multiple-result primitives are not shown edge by edge; "
-                        "use diffprog.vjp"
-                    )
                 vals = [env[a] if type(a) is Var else a for a in eq.inputs]
-                ans = env[eq.outvars] = eq.prim.bind(*vals, **eq.resolve_params(env))
-                if isinstance(ans, Tracer):
-                    node_of[id(ans)] = self._index[eq.outvars]
+                ans = eq.prim.bind(*vals, **eq.resolve_params(env))
+                if type(eq.outvars) is tuple:
+                    k = self._index[eq.outvars[0]]
+                    for i, (v, a) in enumerate(zip(eq.outvars, ans, strict=True)):
+                        env[v] = a
+                        if isinstance(a, Tracer):
+                            node_of[id(a)] = k
+                            node_of[id(a.parents)] = k  # the node holding all the outputs
+                            out_index[id(a)] = i
+                else:
+                    env[eq.outvars] = ans
+                    if isinstance(ans, Tracer):
+                        node_of[id(ans)] = self._index[eq.outvars]
             outs = [env[o] if type(o) is Var else o for o in prog.outputs]
-        r = [None] * len(self.nodes)
-        contrib: dict[tuple[int, int], Any] = {}
+        r = [[None] * len(n.value) if type(n.value) is tuple else None for n in self.nodes]
+        contrib: dict[tuple, Any] = {}
+
+        def add(j, i, c):
+            if i is None:
+                r[j] = c if r[j] is None else r[j] + c
+            else:
+                r[j][i] = c if r[j][i] is None else r[j][i] + c
+
         seeds = []
         for o, c in zip(outs, cts_out, strict=True):
             if isinstance(o, Tracer):
                 seeds.append((o, c))
-                k = node_of[id(o)]
-                r[k] = c if r[k] is None else r[k] + c
+                add(node_of[id(o)], out_index.get(id(o)), c)
 
         def on_edge(parent, node, c):
-            key = (node_of[id(parent)], node_of[id(node)])
+            j, k, i = node_of[id(parent)], node_of[id(node)], out_index.get(id(parent))
+            key = (j, k) if i is None else (j, k, i)
             contrib[key] = c if key not in contrib else contrib[key] + c
-            j = key[0]
-            r[j] = c if r[j] is None else r[j] + c
+            add(j, i, c)
 
         backward(trace.finish(), seeds, ins, on_edge)
-        r = [zeros_like(n.value) if x is None else x for x, n in zip(r, self.nodes, strict=True)]
+        r = [tuple(zeros_like(a) if c is None else c for c, a in zip(x, n.value, strict=True))
+             if type(n.value) is tuple else (zeros_like(n.value) if x is None else x)
+             for x, n in zip(r, self.nodes, strict=True)]
         return r, contrib
 
     def vjp(self, *cts_out):
         """Reverse mode on the graph (Alg. 8.5). Returns ``(r, contrib)``: ``r[k]`` is node k's
-        accumulated cotangent and ``contrib[(i, k)]`` is ``r_{i->k}``, so that
-        ``r[i] == sum(contrib[(i, k)] for k in ch(i))``."""
+        accumulated cotangent (a tuple for a node with several outputs) and ``contrib[(i, k)]``
+        is ``r_{i->k}`` (``contrib[(i, k, o)]`` for output ``o`` of a several-output node ``i``),
+        so that ``r[i] == sum(contrib[(i, k)] for k in ch(i))``."""
         return self._edge_vjps(list(cts_out))
 
     def jvp(self, *tangents_in):

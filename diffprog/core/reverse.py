@@ -210,7 +210,7 @@ class ReverseTrace(Trace):
                 elif isinstance(a, Tracer):
                     nested = True
                 i += 1
-        if nested or primitive.profiler is not None:
+        if nested or prim.dynamic_params or primitive.profiler is not None:
             ans = prim.bind(*vals, **params)
         else:
             ans = prim.impl(*vals, **params)

@@ -29,9 +29,10 @@ def primal(x):
     while isinstance(x, Tracer):
         if not x.concrete:
             raise ConcretizationError(
-                "diffprog.jit: this operation needs a concrete value, but its input is traced "
-                "by jit (shapes and dtypes only). Mark the argument static (static_argnums), "
-                "or use diffprog.cond / diffprog.numpy.where instead of Python control flow"
+                "diffprog: this operation needs a concrete value, but its input is abstract "
+                "(traced by jit, or inside the body of cond/scan/while_loop: only shapes and "
+                "dtypes are known). Mark the argument static (jit's static_argnums), or use "
+                "diffprog.cond / diffprog.numpy.where instead of value-dependent Python code"
             )
         x = x.value
     return x

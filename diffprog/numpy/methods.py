@@ -152,7 +152,8 @@ for _n, _p in BINARY_PRIMS.items():
 def _no_array(self, dtype=None, copy=None):
     raise TypeError(
         "diffprog: a traced value cannot be converted to a NumPy array (that would silently "
-        "drop its derivative); use diffprog.numpy functions instead, or "
+        "drop its derivative); use diffprog.numpy functions instead (to index a NumPy array "
+        "with a traced index, use diffprog.numpy.take(a, k)), or "
         "diffprog.stop_gradient(x) and its .primal_value for a constant"
     )
 

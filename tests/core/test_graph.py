@@ -76,3 +76,30 @@ def test_baur_strassen_gradient_circuit_size():
     grad_graph = diffprog.make_graph(diffprog.grad(f), x)
     count = lambda gr: sum(len(n.parents) for n in gr.nodes if n.name in ("multiply", "add"))
     assert count(grad_graph) <= 5 * count(primal)
+
+
+def test_graph_vjp_through_a_several_output_node():
+    A = np.array([[2.0, 1.0], [1.0, 3.0]])
+    f = lambda A: dnp.sum(dnp.linalg.eigh(A)[0] ** 2)
+    g = diffprog.make_graph(f, A)
+    r, contrib = g.vjp(np.array(1.0))
+    np.testing.assert_allclose(r[0], diffprog.grad(f)(A), rtol=1e-12)
+    eig = next(n.index for n in g.nodes if n.name == "linalg_eigh")
+    assert isinstance(r[eig], tuple) and len(r[eig]) == 2  # eigenvalues and eigenvectors
+    assert any(len(key) == 3 and key[0] == eig for key in contrib)
+
+
+def test_control_flow_nodes_carry_their_bodies_as_nested_graphs():
+    xs = np.linspace(0.0, 1.0, 5)
+
+    def f(w):
+        carry, _ = diffprog.scan(lambda c, x: (dnp.tanh(c * w + x), None), 0.0, xs)
+        return carry
+
+    g = diffprog.make_graph(f, 0.5)
+    scan_node = next(n for n in g.nodes if n.name == "scan")
+    assert scan_node.subgraphs  # the loop body, drawn as a nested DAG
+    body = next(iter(scan_node.subgraphs.values()))
+    assert "tanh" in [n.name for n in body.nodes]
+    dot = g.to_dot()
+    assert "subgraph cluster_" in dot and "tanh" in dot
