@@ -551,11 +551,9 @@ def test_unbatched_array_indexed_by_batched_indices():
     np.testing.assert_allclose(g, want)
 
 
-@pytest.mark.xfail(reason="engine (diffprog/core/reverse.py): ReverseTrace.process evaluates "
-                   "`prim.impl` when no positional argument is a nested tracer, ignoring traced "
-                   "values inside dynamic parameters, so NumPy receives a batched index; see the "
-                   "vmap report", raises=TypeError, strict=False)
 def test_per_example_gradients_with_an_unmapped_table_lookup():
+    """``vmap(grad)`` where the differentiated table is unmapped and the indices are mapped: the
+    batched index reaches the batching trace through reverse mode's dynamic parameters."""
     rng = np.random.default_rng(9)
     E = rng.normal(size=(5, 3))
     ii = rng.integers(0, 5, size=(4, 2))
@@ -748,5 +746,15 @@ def test_batch_tracer_repr_type_and_leaks():
     assert "bdim=0" in repr(seen[0])
     with pytest.raises(RuntimeError, match="vmap: a batched value escaped"):
         dnp.sin(seen[0])
+    leaked = []
+
+    def fails(x):
+        leaked.append(x)
+        raise KeyError("inside the mapped function")
+
+    with pytest.raises(KeyError):
+        vmap(fails)(np.zeros(2))
+    with pytest.raises(RuntimeError, match="vmap: a batched value escaped"):
+        leaked[0] * 2.0
     with pytest.raises(TypeError, match="vmap: output leaf 1 .* is not an array"):
         vmap(lambda x: (x, lambda: 0))(np.zeros(2))
