@@ -59,7 +59,7 @@ def jit_scan_graph(out_dir: Path) -> list[Path]:
     grid = fig.add_gridspec(2, max(1, len(bodies)), height_ratios=[1.0, 1.3])
     ax = fig.add_subplot(grid[0, :])
     draw_dag(ax, graph, "jit(grad(loss)): the compiled program", highlight=("scan",))
-    for j, (node, key, sub) in enumerate(bodies):
+    for j, (node, _key, sub) in enumerate(bodies):
         draw_dag(fig.add_subplot(grid[1, j]), sub,
                  f"body of node {node.index} ({node.name}): {'forward' if j == 0 else 'backward'}")
     fig.suptitle("A jitted gradient through scan (Book §5.9, §8.3)", fontsize=12)
