@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from .batching import vmap
 from .forward import JVPTrace, JVPTracer
 from .linearize import linearize
 from .primitive import Tracer
@@ -334,44 +335,6 @@ def grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False)
 # ----------------------------------------------------------------------------- Jacobians
 
 
-def _basis(example_flat):
-    """Yield (leaf index, flat position, one-hot pytree-leaf list)."""
-    shapes = [np.shape(x.primal_value if isinstance(x, Tracer) else x) for x in example_flat]
-    dtypes = [_dtype_of(x) for x in example_flat]
-    for li, s in enumerate(shapes):
-        n = int(np.prod(s))
-        for j in range(n):
-            leaves = [np.zeros(sh, dtype=d) for sh, d in zip(shapes, dtypes, strict=True)]
-            leaves[li].reshape(-1)[j] = 1
-            yield li, j, leaves
-
-
-def _assemble(rows, out_shapes, in_shapes, row_major_out):
-    """Assemble Jacobian blocks J[o][i] of shape out_shape + in_shape from vectors."""
-    from ..numpy import reshape, stack
-
-    blocks = []
-    if row_major_out:
-        # rows[o] : list over output positions of lists over input leaves
-        for o, oshape in enumerate(out_shapes):
-            per_in = []
-            for i, ishape in enumerate(in_shapes):
-                vecs = [r[i] for r in rows[o]]
-                per_in.append(reshape(stack(vecs), tuple(oshape) + tuple(ishape)))
-            blocks.append(per_in)
-    else:
-        # rows[i] : list over input positions of lists over output leaves
-        for o, oshape in enumerate(out_shapes):
-            per_in = []
-            for i, ishape in enumerate(in_shapes):
-                vecs = [r[o] for r in rows[i]]
-                nin = int(np.prod(ishape))
-                st = reshape(stack(vecs), (nin, int(np.prod(oshape))))
-                per_in.append(reshape(st.T, tuple(oshape) + tuple(ishape)))
-            blocks.append(per_in)
-    return blocks
-
-
 def _jac(fname, fun, argnums, mode):
     nums, single = _normalize_argnums(fname, argnums)
 
@@ -398,26 +361,24 @@ def _jac(fname, fun, argnums, mode):
                         for o in tree_flatten(rev[0])[0])
             if m == "auto":
                 m = "rev" if n_out < n_in else "fwd"
-        if m == "rev":
+        if m == "rev":  # M VJPs of one forward pass, batched with vmap (book §8.1.3)
             out, f_vjp = rev
             flat_out, out_def = tree_flatten(out)
-            out_shapes = [np.shape(o.primal_value if isinstance(o, Tracer) else o)
-                          for o in flat_out]
-            rows = [[] for _ in flat_out]
-            for oi, _j, ct in _basis(flat_out):
-                cts = f_vjp(out_def.unflatten(ct))
-                rows[oi].append([_ravel(c) for c in tree_flatten(cts)[0]])
-            blocks = _assemble(rows, out_shapes, in_shapes, True)
-        else:
+            out_shapes = [_shape(o) for o in flat_out]
+            basis = _one_hot_blocks(flat_out)
+            cts = tree_flatten(vmap(f_vjp)(out_def.unflatten(basis)))[0]
+            blocks = [[_block(c, k, o_shape, i_shape, out_first=True)
+                       for c, i_shape in zip(cts, in_shapes, strict=True)]
+                      for k, o_shape in zip(_offsets(out_shapes), out_shapes, strict=True)]
+        else:  # D JVPs of one linearization, batched with vmap
             out, f_jvp = linearize(f_flat, *flat)
             flat_out, out_def = tree_flatten(out)
-            out_shapes = [np.shape(o.primal_value if isinstance(o, Tracer) else o)
-                          for o in flat_out]
-            rows = [[] for _ in flat]
-            for li, _j, tangent in _basis(flat):
-                t_out = f_jvp(*tangent)
-                rows[li].append([_ravel(t) for t in tree_flatten(t_out)[0]])
-            blocks = _assemble(rows, out_shapes, in_shapes, False)
+            out_shapes = [_shape(o) for o in flat_out]
+            tangents = _one_hot_blocks(flat)
+            t_out = tree_flatten(vmap(f_jvp)(*tangents))[0]
+            blocks = [[_block(t, k, i_shape, o_shape, out_first=False)
+                       for k, i_shape in zip(_offsets(in_shapes), in_shapes, strict=True)]
+                      for t, o_shape in zip(t_out, out_shapes, strict=True)]
         # structure: out tree of (argnums structure of input trees)
         per_out = []
         for o in range(len(flat_out)):
@@ -428,10 +389,45 @@ def _jac(fname, fun, argnums, mode):
     return jac_fun
 
 
-def _ravel(x):
-    from ..numpy import ravel
+def _primal_of(x):
+    return x.primal_value if isinstance(x, Tracer) else x
 
-    return ravel(x)
+
+def _shape(x):
+    return np.shape(x.primal_value if isinstance(x, Tracer) else x)
+
+
+def _offsets(shapes):
+    out, k = [], 0
+    for s in shapes:
+        out.append(k)
+        k += int(np.prod(s))
+    return out
+
+
+def _one_hot_blocks(leaves):
+    """Rows of the identity of size Σ|leaf|, split by leaf: leaf i gets shape (N,) + shape_i."""
+    shapes = [_shape(x) for x in leaves]
+    n = sum(int(np.prod(s)) for s in shapes)
+    blocks = []
+    for k, s, x in zip(_offsets(shapes), shapes, leaves, strict=True):
+        size = int(np.prod(s))
+        e = np.zeros((n, size), dtype=_dtype_of(x))
+        e[np.arange(k, k + size), np.arange(size)] = 1
+        blocks.append(e.reshape((n,) + tuple(s)))
+    return blocks
+
+
+def _block(batched, k, rows_shape, cols_shape, out_first):
+    """Cut the Jacobian block of one (output, input) leaf pair out of a batched result."""
+    from ..numpy import moveaxis, reshape
+
+    size = int(np.prod(rows_shape))
+    part = batched[k:k + size]  # (size,) + shape of the other leaf
+    if out_first:  # reverse mode: rows index the output
+        return reshape(part, tuple(rows_shape) + tuple(cols_shape))
+    # forward mode: rows index the input; the Jacobian is output-shape first
+    return reshape(moveaxis(part, 0, -1), tuple(cols_shape) + tuple(rows_shape))
 
 
 def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0):
@@ -514,12 +510,13 @@ def hvp(fun: Callable, w: Any, v: Any, method: str = "fwd-rev") -> Any:
         return vjp(grad(fun), w)[1](v)[0]
     if method == "rev-fwd":
         return grad(lambda x: jvp(fun, (x,), (v,))[1])(w)
-    if method == "fwd-fwd":
+    if method == "fwd-fwd":  # P nested JVPs, one per basis vector (book §9.1.1 (4))
         w_flat, unravel = ravel_pytree(w)
-        dd = lambda x: jvp(lambda y: fun(unravel(y)), (x,), (ravel_pytree(v)[0],))[1]
+        v_flat = ravel_pytree(v)[0]
+        dd = lambda x: jvp(lambda y: fun(unravel(y)), (x,), (v_flat,))[1]
         out = []
-        for j in range(int(np.size(w_flat))):
-            e = np.zeros_like(np.asarray(w_flat, dtype=float))
+        for j in range(int(np.size(_primal_of(w_flat)))):
+            e = np.zeros(_shape(w_flat), dtype=_dtype_of(w_flat))
             e[j] = 1.0
             out.append(jvp(dd, (w_flat,), (e,))[1])
         from ..numpy import stack

@@ -30,8 +30,8 @@ def primal(x):
         if not x.concrete:
             raise ConcretizationError(
                 "diffprog: this operation needs a concrete value, but its input is abstract "
-                "(traced by jit, or inside the body of cond/scan/while_loop: only shapes and "
-                "dtypes are known). Mark the argument static (jit's static_argnums), or use "
+                "(traced by jit or vmap, or inside the body of cond/scan/while_loop: only shapes "
+                "and dtypes are known). Mark the argument static (jit's static_argnums), or use "
                 "diffprog.cond / diffprog.numpy.where instead of value-dependent Python code"
             )
         x = x.value
