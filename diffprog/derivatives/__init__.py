@@ -1,10 +1,26 @@
-"""Derivatives by other means than the AD engine, and checks of the engine (Book ch. 7, §8.4).
+"""Derivatives beyond the gradient, and derivatives by other means (book ch. 7–9).
 
-Finite differences and complex-step derivatives (Book §7.1–7.7) and ``check_grads``, which
-tests AD rules against central finite differences (Book §7.8 use case ii).
+- Finite differences and complex-step derivatives (book §7.1–7.7) and ``check_grads``, which
+  tests AD rules against central finite differences (§7.8 use case ii).
+- Hessian backpropagation, block-diagonal Hessian and Gauss-Newton, diagonal approximations
+  (§9.5–9.7).
+- Randomized estimators of traces and diagonals, Bartlett estimators, the forward gradient
+  (§8.7, §9.8), and reversible layers (§8.6).
 """
 
 from .check import check_grads
+from .diagonal import diag_hessian_approx, diag_hessian_approx_graph, diag_oracle, mlp_diag_hessian
+from .estimators import (
+    forward_gradient,
+    gn_diag_estimate,
+    gn_diag_mc,
+    gn_mc_factor,
+    gn_trace,
+    hessian_diag_estimate,
+    hessian_trace,
+    hutchinson_diag,
+    hutchinson_trace,
+)
 from .finite_differences import (
     complex_step_jvp,
     fd_coefficients,
@@ -15,10 +31,27 @@ from .finite_differences import (
     fd_jvp,
     fd_second_directional,
 )
+from .hessian_backprop import (
+    block_diag_gn,
+    block_diag_hessian,
+    block_diag_hessian_approx,
+    graph_hessian_backprop,
+    hessian_backprop,
+    mlp_block_diag_gn,
+)
+from .reversible import AdditiveCoupling, ReversibleChain, reversible_vjp, vjp_via_inverse_jvp
 
 __all__ = [
+    "AdditiveCoupling",
+    "ReversibleChain",
+    "block_diag_gn",
+    "block_diag_hessian",
+    "block_diag_hessian_approx",
     "check_grads",
     "complex_step_jvp",
+    "diag_hessian_approx",
+    "diag_hessian_approx_graph",
+    "diag_oracle",
     "fd_coefficients",
     "fd_directional_derivative",
     "fd_error_study",
@@ -26,4 +59,19 @@ __all__ = [
     "fd_jacobian",
     "fd_jvp",
     "fd_second_directional",
+    "forward_gradient",
+    "gn_diag_estimate",
+    "gn_diag_mc",
+    "gn_mc_factor",
+    "gn_trace",
+    "graph_hessian_backprop",
+    "hessian_backprop",
+    "hessian_diag_estimate",
+    "hessian_trace",
+    "hutchinson_diag",
+    "hutchinson_trace",
+    "mlp_block_diag_gn",
+    "mlp_diag_hessian",
+    "reversible_vjp",
+    "vjp_via_inverse_jvp",
 ]
