@@ -287,7 +287,7 @@ def _check_mlp(Ws: Any, x: Any) -> tuple[list, np.ndarray]:
 
 def mlp_block_diag_gn(Ws: Sequence[Any], act: Callable, loss: Callable, x: Any,
                       kron: bool = True) -> tuple[Any, ...]:
-    """Gauss-Newton blocks of an MLP ``s_k = a(W_k s_{k-1})`` in Kronecker form (Book §9.6.1, Example 9.3).
+    """Gauss-Newton blocks of an MLP ``s_k = a(W_k s_{k-1})``, Kronecker form (Book §9.6.1).
 
     With ``R_K = ∇²ℓ(s_K)`` and ``t_k = W_k s_{k-1}``::
 
