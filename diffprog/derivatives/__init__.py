@@ -2,13 +2,29 @@
 
 - Finite differences and complex-step derivatives (book §7.1–7.7) and ``check_grads``, which
   tests AD rules against central finite differences (§7.8 use case ii).
+- Curvature: second derivatives, Gauss-Newton and Fisher matrices and their products,
+  inverse-Hessian-vector products with matrix-free solvers (§9.1–9.4).
 - Hessian backpropagation, block-diagonal Hessian and Gauss-Newton, diagonal approximations
   (§9.5–9.7).
 - Randomized estimators of traces and diagonals, Bartlett estimators, the forward gradient
   (§8.7, §9.8), and reversible layers (§8.6).
 """
 
+from ..scipy.sparse.linalg import CGBreakdownError
 from .check import check_grads
+from .curvature import (
+    empirical_fisher,
+    fisher,
+    fisher_supervised,
+    fvp,
+    gauss_newton,
+    gn_factor,
+    gnvp,
+    make_gnvp,
+    ohvp,
+    output_hessian,
+    second_derivative,
+)
 from .diagonal import diag_hessian_approx, diag_hessian_approx_graph, diag_oracle, mlp_diag_hessian
 from .estimators import (
     forward_gradient,
@@ -39,10 +55,25 @@ from .hessian_backprop import (
     hessian_backprop,
     mlp_block_diag_gn,
 )
+from .ihvp import ihvp, make_ihvp
 from .reversible import AdditiveCoupling, ReversibleChain, reversible_vjp, vjp_via_inverse_jvp
 
 __all__ = [
     "AdditiveCoupling",
+    "CGBreakdownError",
+    "empirical_fisher",
+    "fisher",
+    "fisher_supervised",
+    "fvp",
+    "gauss_newton",
+    "gn_factor",
+    "gnvp",
+    "ihvp",
+    "make_gnvp",
+    "make_ihvp",
+    "ohvp",
+    "output_hessian",
+    "second_derivative",
     "ReversibleChain",
     "block_diag_gn",
     "block_diag_hessian",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["special"]
+__all__ = ["special", "sparse"]
 
 _SUBMODULES = frozenset({"special", "sparse"})
 
