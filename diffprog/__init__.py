@@ -12,6 +12,7 @@ Example::
 """
 
 from . import numpy as numpy  # noqa: F401,I001  (installs tracer methods)
+from . import scipy as scipy  # noqa: F401  (submodules load on first use)
 from .core.api import (
     grad,
     hessian,
