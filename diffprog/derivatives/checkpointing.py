@@ -167,7 +167,9 @@ def _dp_table(K: int, S: int) -> tuple[np.ndarray, np.ndarray]:
     C[:, 1] = ks * (ks - 1) // 2
     C[0, :] = 0
     for s in range(2, S + 1):
-        for k in range(2, K + 1):
+        C[1 : s + 1, s] = ks[: s] if s <= K else ks[: K]  # C*(k, s ≥ k) = k − 1 with l* = 1
+        L[2 : s + 1, s] = 1
+        for k in range(s + 1, K + 1):
             ls = np.arange(1, k)
             tot = C[k - ls, s - 1] + C[ls, s] + ls
             j = int(np.argmin(tot))
@@ -234,8 +236,8 @@ class Schedule:
     Attributes:
         K, S: chain length and number of memory slots (``s_0``'s slot included).
         method: ``"dp"``, ``"analytic"``, ``"halving"``, ``"store_all"`` or ``"recompute"``.
-        table: the DP table ``C*[k, s]`` (``k ≤ K``, ``s ≤ S``) for ``method="dp"`` with uniform
-            costs, else ``None``.
+        table: the DP table ``C*[k, s]`` (``k ≤ K``, ``s ≤ min(S, K)``; more slots than steps
+            change nothing) for ``method="dp"`` with uniform costs, else ``None``.
         splits: the optimal splits ``l*[k, s]`` (same shape) for ``"dp"``, else ``None``.
         actions: tuples ``("forward", i, j)`` (compute ``s_j`` from the current ``s_i``:
             ``j − i`` calls), ``("save", i)`` (cache the current state in a slot),
@@ -346,6 +348,8 @@ def checkpoint_schedule(K: int, S: int | None = None, costs: Any = None,
     ``C*(K,S) = r·K − binom(S+r, S+1)`` with ``r`` the smallest integer such that
     ``binom(S+r, S) ≥ K``. ``"halving"`` (Alg 8.7, split at ⌊k/2⌋, ``S`` unused),
     ``"store_all"`` (``S`` unused) and ``"recompute"`` (Alg 8.6, one slot) are also available.
+    The DP costs ``O(K² min(S, K))`` time (``O(K³ S)`` with costs); for very long chains use
+    ``method="analytic"``, which is ``O(K)``.
 
     Example::
 
@@ -387,7 +391,7 @@ def checkpoint_schedule(K: int, S: int | None = None, costs: Any = None,
         _, splits = _weighted_dp(c, S_eff)
         acts = _actions_from_splits(K, lambda a, b, s: splits[(a, b, s)], S_eff)
         return Schedule(K, S, method, acts, costs=c)
-    C, L = _dp_table(K, S)
+    C, L = _dp_table(K, S_eff)
     acts = _actions_from_splits(K, lambda a, b, s: a + int(L[b - a, s]), S_eff)
     return Schedule(K, S, method, acts, table=C, splits=L, costs=c)
 
