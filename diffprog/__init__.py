@@ -31,6 +31,7 @@ from .core.instrument import count_calls, profile
 from .core.ir import Graph, make_graph
 from .core.jit import jit
 from .core.linearize import linear_transpose, linearize
+from .derivatives.checkpointing import checkpoint, remat
 from .core.pytree import (
     register_dataclass,
     register_pytree_node,
@@ -45,6 +46,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Graph",
+    "checkpoint",
+    "remat",
     "cond",
     "count_calls",
     "custom_jvp",

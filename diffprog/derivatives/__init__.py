@@ -6,12 +6,30 @@
   inverse-Hessian-vector products with matrix-free solvers (§9.1–9.4).
 - Hessian backpropagation, block-diagonal Hessian and Gauss-Newton, diagonal approximations
   (§9.5–9.7).
+- Checkpointing (§8.5): store-all, full recomputation, recursive halving, the optimal
+  dynamic-programming schedule and its closed form, online checkpointing of loops of unknown
+  length, and the ``checkpoint`` / ``remat`` decorator.
 - Randomized estimators of traces and diagonals, Bartlett estimators, the forward gradient
   (§8.7, §9.8), and reversible layers (§8.6).
 """
 
 from ..scipy.sparse.linalg import CGBreakdownError
 from .check import check_grads
+from .checkpointing import (
+    ChainVJP,
+    Schedule,
+    checkpoint,
+    checkpoint_cost,
+    checkpoint_schedule,
+    checkpoint_sequential,
+    remat,
+    run_schedule,
+    vjp_chain,
+    vjp_checkpointed,
+    vjp_full_recompute,
+    vjp_halving,
+    vjp_online_checkpointed,
+)
 from .curvature import (
     empirical_fisher,
     fisher,
@@ -61,6 +79,19 @@ from .reversible import AdditiveCoupling, ReversibleChain, reversible_vjp, vjp_v
 __all__ = [
     "AdditiveCoupling",
     "CGBreakdownError",
+    "ChainVJP",
+    "Schedule",
+    "checkpoint",
+    "checkpoint_cost",
+    "checkpoint_schedule",
+    "checkpoint_sequential",
+    "remat",
+    "run_schedule",
+    "vjp_chain",
+    "vjp_checkpointed",
+    "vjp_full_recompute",
+    "vjp_halving",
+    "vjp_online_checkpointed",
     "empirical_fisher",
     "fisher",
     "fisher_supervised",

@@ -74,6 +74,12 @@ class ChainVJP(NamedTuple):
         calls: ``C``, the calls to the steps outside the VJPs.
         slots: ``M``, the peak number of cached states.
         vjp_calls: the number of step VJPs (``K``).
+
+    Example::
+
+        >>> import numpy as np, diffprog.numpy as dnp
+        >>> vjp_halving([dnp.sin] * 4, np.zeros(1), np.ones(1)).calls
+        4
     """
 
     value: Any
