@@ -75,6 +75,7 @@ from .hessian_backprop import (
 )
 from .ihvp import ihvp, make_ihvp
 from .reversible import AdditiveCoupling, ReversibleChain, reversible_vjp, vjp_via_inverse_jvp
+from .taylor import jet
 
 __all__ = [
     "AdditiveCoupling",
@@ -100,6 +101,7 @@ __all__ = [
     "gn_factor",
     "gnvp",
     "ihvp",
+    "jet",
     "make_gnvp",
     "make_ihvp",
     "ohvp",
