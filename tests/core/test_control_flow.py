@@ -13,6 +13,7 @@ import pytest
 
 import diffprog
 import diffprog.numpy as dnp
+from diffprog.core.batching import vmap
 from diffprog.core.control_flow import (
     MaxStepsExceeded,
     cond,
@@ -21,22 +22,11 @@ from diffprog.core.control_flow import (
     switch,
     while_loop,
 )
+from diffprog.core.jit import jit
 from diffprog.core.primitive import Tracer
 from diffprog.derivatives import check_grads, fd_jvp
 
 rng = np.random.default_rng(0)
-
-try:  # jit and vmap are optional here (written concurrently)
-    from diffprog.core.jit import jit
-except ImportError:  # pragma: no cover
-    jit = None
-try:
-    from diffprog.core.batching import vmap
-except ImportError:  # pragma: no cover
-    vmap = None
-
-needs_jit = pytest.mark.skipif(jit is None, reason="diffprog.core.jit not available")
-needs_vmap = pytest.mark.skipif(vmap is None, reason="diffprog.core.batching not available")
 
 
 def assert_close(a, b, tol=1e-12):
@@ -698,7 +688,6 @@ def test_make_graph_shows_single_nodes_with_sub_programs():
         assert "cluster" in g.to_dot()
 
 
-@needs_jit
 def test_jit_data_dependent_control_flow_traces_once():
     f = jit(lambda x: cond(dnp.sum(x) > 0, lambda x: x * 2, lambda x: -x, x))
     assert_close(f(np.array([1.0, 2.0])), [2.0, 4.0])
@@ -722,7 +711,6 @@ def test_jit_data_dependent_control_flow_traces_once():
         jit(lambda n, x: scan(lambda c, _: (c, None), x, length=n)[0])(3, np.array(1.0))
 
 
-@needs_jit
 def test_jit_composes_with_derivatives_of_control_flow():
     W, U = rng.normal(size=(3, 3)) * 0.5, rng.normal(size=(3, 2))
     h0, xs = rng.normal(size=3), rng.normal(size=(10, 2))
@@ -743,7 +731,6 @@ def test_jit_composes_with_derivatives_of_control_flow():
 # ============================================================================ vmap
 
 
-@needs_vmap
 def test_vmap_cond_batched_and_unbatched_predicate():
     xs = np.array([-1.0, 0.5, 2.0])
     assert_close(vmap(branchy)(xs), [branchy(x) for x in xs])
@@ -756,7 +743,6 @@ def test_vmap_cond_batched_and_unbatched_predicate():
     assert_close(vmap(h)(np.array([0, 2, 5]), xs), [-1.0, 1.5, 6.0])
 
 
-@needs_vmap
 def test_vmap_scan_and_fori_loop():
     def rnn(w, xs):
         return scan(lambda c, x: (dnp.tanh(c * w + x), c), 0.0, xs)
@@ -776,7 +762,6 @@ def test_vmap_scan_and_fori_loop():
     assert_close(vmap(fl)(X), [fl(x) for x in X])
 
 
-@needs_vmap
 def test_vmap_closed_over_batched_values():
     W = np.array([0.5, -1.0, 2.0])
     f = lambda w: cond(w > 0, lambda x: x * w, lambda x: x - w, np.array(3.0))
@@ -790,7 +775,6 @@ def test_vmap_closed_over_batched_values():
                  [diffprog.grad(lambda w: g(w)[0])(w) for w in W])
 
 
-@needs_vmap
 def test_vmap_while_loop_masked_updates_and_gradients():
     f = lambda x: while_loop(lambda s: s < 10, lambda s: s * x, np.array(1.0), max_steps=30)
     X = np.array([1.5, 2.0, 4.0])  # 6, 4 and 2 iterations

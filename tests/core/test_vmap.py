@@ -479,9 +479,7 @@ def test_jacobians_as_batched_jvps_and_vjps():
 
 
 def test_vmap_composes_with_jit():
-    jit = getattr(diffprog, "jit", None)
-    if jit is None:  # pragma: no cover - jit is written concurrently
-        pytest.skip("diffprog.jit is not available")
+    jit = diffprog.jit
     rng = np.random.default_rng(10)
     w = rng.normal(size=(3, 2))
     xs = rng.normal(size=(4, 3))
