@@ -116,6 +116,20 @@ class IRTrace(Trace):
     def new_input(self, value):
         return self.tracer_cls(self, value, self.new_var(value))
 
+    def example_of(self, a):
+        """The value used to compute the example output for a foreign argument ``a`` (an
+        enclosing transformation's tracer, or a constant): ``a`` itself here."""
+        return a
+
+    def split_params(self, params):
+        """``(recorded params, params for the example computation, dynamic?)``: tracers of
+        this trace inside the parameters become variables of the recorded equation."""
+        for v in params.values():
+            if _own_tracer_in(v, self):
+                return ({k: _split_tracers(v, self, "var") for k, v in params.items()},
+                        {k: _split_tracers(v, self, "value") for k, v in params.items()}, True)
+        return params, params, False
+
     def process(self, prim, args, params):
         inputs = []
         vals = []
@@ -125,18 +139,10 @@ class IRTrace(Trace):
                 vals.append(a.value)
             else:
                 inputs.append(a)
-                vals.append(a)
-        dynamic = False
+                vals.append(self.example_of(a))
+        record, dynamic = params, False
         if params:
-            for v in params.values():
-                if _own_tracer_in(v, self):
-                    dynamic = True
-                    break
-        if dynamic:
-            record = {k: _split_tracers(v, self, "var") for k, v in params.items()}
-            params = {k: _split_tracers(v, self, "value") for k, v in params.items()}
-        else:
-            record = params
+            record, params, dynamic = self.split_params(params)
         with np.errstate(all="ignore"):
             ans = prim.bind(*vals, **params)
         cls = self.tracer_cls

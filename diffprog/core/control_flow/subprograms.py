@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import primitive as _primitive_mod
 from ..forward import JVPTrace, JVPTracer
-from ..ir import Equation, IRTrace, IRTracer, Program, Var
+from ..ir import IRTrace, IRTracer, Program, Var
 from ..primitive import Tracer, UndefinedPrimal, thread_state
 from ..reverse import ReverseTrace, ReverseTracer, backward
 
@@ -325,40 +325,15 @@ class _BodyTrace(IRTrace):
         super().__init__()
         self.context = context
 
-    def process(self, prim, args, params):
-        inputs = []
-        vals = []
-        for a in args:
-            if isinstance(a, Tracer):
-                if a._trace is self:
-                    inputs.append(a.var)
-                    vals.append(a.value)
-                else:
-                    inputs.append(a)
-                    vals.append(_walk(a))
-            else:
-                inputs.append(a)
-                vals.append(a)
-        dynamic = False
-        record = params
-        if params:
-            for v in params.values():
-                if _has_tracer(v):
-                    dynamic = True
-                    break
-            if dynamic:
-                record = {k: _split_param(v, self, True) for k, v in params.items()}
-                params = {k: _split_param(v, self, False) for k, v in params.items()}
-        with np.errstate(all="ignore"):
-            ans = prim.bind(*vals, **params)
-        cls = self.tracer_cls
-        if prim.multiple_results:
-            outs = tuple(self.new_var(a) for a in ans)
-            self.eqns.append(Equation(prim, inputs, record, outs, dynamic))
-            return tuple(cls(self, a, v) for a, v in zip(ans, outs, strict=True))
-        var = self.new_var(ans)
-        self.eqns.append(Equation(prim, inputs, record, var, dynamic))
-        return cls(self, ans, var)
+    def example_of(self, a):
+        return _walk(a) if isinstance(a, Tracer) else a
+
+    def split_params(self, params):
+        for v in params.values():
+            if _has_tracer(v):
+                return ({k: _split_param(v, self, True) for k, v in params.items()},
+                        {k: _split_param(v, self, False) for k, v in params.items()}, True)
+        return params, params, False
 
 
 def _lift_param(v, lift):
