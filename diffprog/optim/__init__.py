@@ -1,0 +1,1 @@
+"""Optimizers: gradient transformations, schedules, solvers and training loops (book Part V)."""
