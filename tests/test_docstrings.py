@@ -30,7 +30,9 @@ def _public_functions():
                   importlib.import_module("diffprog.numpy.fft"),
                   importlib.import_module("diffprog.scipy.special"),
                   importlib.import_module("diffprog.derivatives"),
-                  importlib.import_module("diffprog.nn")]
+                  importlib.import_module("diffprog.nn"),
+                  importlib.import_module("diffprog.optim"),
+                  importlib.import_module("diffprog.io")]
     for ns in namespaces:
         names = getattr(ns, "__all__", None) or [n for n in dir(ns) if not n.startswith("_")]
         for n in names:

@@ -98,6 +98,7 @@ def dual_exponent(p: Any) -> float:
 
 def norm(x: Array, p: Any = 2) -> Array:
     r"""The ``p``-norm of the whole array, ``‖x‖_p = (Σ|x_i|^p)^{1/p}``, ``p ∈ [1, inf]``.
+    Book §18.1 (dual norms).
 
     Example: ``norm(np.array([3., -4.]), 1)`` → ``7.0``.
     """
@@ -114,6 +115,7 @@ def norm(x: Array, p: Any = 2) -> Array:
 
 def dual_norm(v: Array, p: Any = 2) -> Array:
     r"""Dual norm ``‖v‖_* = max_{‖u‖_p ≤ 1} ⟨u, v⟩ = ‖v‖_q`` with ``1/p + 1/q = 1``. Book Def 18.1.
+    Book §18.1 (dual norms).
 
     ``p`` is a number in ``[1, inf]`` or a name ('l1', 'l2', 'linf'); ``p < 1`` is rejected.
 
@@ -137,6 +139,7 @@ def _in_simplex(mu: Array, tol: float = _TOL) -> Array:
 
 def conjugate_norm(v: Array, p: Any = 2, tol: float = _TOL) -> Array:
     r"""Conjugate of ``‖·‖_p``: the indicator of the dual unit ball, ``ι_{‖v‖_q ≤ 1}`` (Prop 18.1).
+    Book §18.1 (dual norms).
 
     Example: ``conjugate_norm(np.array([0.5, 0.5]), 2)`` → ``0.0``; ``[2., 0.]`` → ``inf``.
     """
@@ -145,6 +148,7 @@ def conjugate_norm(v: Array, p: Any = 2, tol: float = _TOL) -> Array:
 
 def conjugate_l1(v: Array, tol: float = _TOL) -> Array:
     r"""Conjugate of ``‖·‖₁``: the indicator of the l∞ unit ball ``ι_{max|v_i| ≤ 1}`` (Prop 18.1).
+    Book §18.2 (Fenchel duality, Table 18.1).
 
     Example: ``conjugate_l1(np.array([1., -0.3]))`` → ``0.0``.
     """
@@ -153,6 +157,7 @@ def conjugate_l1(v: Array, tol: float = _TOL) -> Array:
 
 def conjugate_squared_norm(v: Array, p: Any = 2) -> Array:
     r"""Conjugate of ``½‖·‖_p²``: ``½‖v‖_q²`` (dual norm, Prop 18.1).
+    Book §18.1 (dual norms).
 
     Example: ``conjugate_squared_norm(np.array([1., -2.]), 1)`` → ``2.0`` (½·2²).
     """
@@ -172,6 +177,7 @@ def conjugate_entropy(theta: Array) -> Array:
 
 def conjugate_logsumexp(mu: Array, tol: float = _TOL) -> Array:
     r"""Conjugate of ``logsumexp``: ``⟨μ, log μ⟩ + ι_Δ(μ)`` (0 log 0 = 0; ``+inf`` off the simplex).
+    Book §18.2 (Fenchel duality, Table 18.1).
 
     Example: ``conjugate_logsumexp(np.array([0.5, 0.5]))`` → ``−log 2``.
     """
@@ -180,6 +186,7 @@ def conjugate_logsumexp(mu: Array, tol: float = _TOL) -> Array:
 
 def conjugate_max(mu: Array, tol: float = _TOL) -> Array:
     r"""Conjugate of ``θ ↦ max_i θ_i`` (the support function of Δ): ``ι_Δ(μ)``.
+    Book §18.2 (Fenchel duality, Table 18.1).
 
     Example: ``conjugate_max(np.array([0.2, 0.8]))`` → ``0.0``.
     """
@@ -216,6 +223,7 @@ def _check_same_shape(a: Array, b: Array, fname: str) -> None:
 
 def conjugate_squared_loss(alpha: Array, t: Array) -> Array:
     r"""Table 18.1, squared ``ℓ(θ) = ½‖θ − t‖²``: ``ℓ*(−α) = ½‖α‖² − ⟨t, α⟩`` (last axis).
+    Book §18.2 (Fenchel duality, Table 18.1).
 
     Example: ``conjugate_squared_loss(np.array([1., 0.]), np.array([1., 1.]))`` → ``-0.5``.
     """
@@ -225,6 +233,7 @@ def conjugate_squared_loss(alpha: Array, t: Array) -> Array:
 
 def conjugate_absolute_loss(alpha: Array, t: Array, tol: float = _TOL) -> Array:
     r"""Table 18.1, absolute ``ℓ(θ) = ‖θ − t‖₁``: ``ℓ*(−α) = ι_{[−1,1]^M}(α) − ⟨t, α⟩``.
+    Book §18.2 (Fenchel duality, Table 18.1).
 
     Example: ``conjugate_absolute_loss(np.array([0.5, 0.]), np.array([2., 0.]))`` → ``-1.0``.
     """
@@ -236,6 +245,7 @@ def conjugate_absolute_loss(alpha: Array, t: Array, tol: float = _TOL) -> Array:
 def conjugate_logistic_loss(alpha: Array, t: Array, tol: float = _TOL) -> Array:
     r"""Table 18.1, logistic ``ℓ(θ) = LSE(θ) − ⟨θ, t⟩``: ``ℓ*(−α) = ⟨μ, log μ⟩ + ι_Δ(μ)``,
     ``μ = t − α``.
+    Book §18.2 (Fenchel duality, Table 18.1).
 
     Example: ``conjugate_logistic_loss(np.array([0.5, -0.5]), np.array([1., 0.]))`` → ``−log 2``.
     """
@@ -245,6 +255,7 @@ def conjugate_logistic_loss(alpha: Array, t: Array, tol: float = _TOL) -> Array:
 
 def conjugate_perceptron_loss(alpha: Array, t: Array, tol: float = _TOL) -> Array:
     r"""Table 18.1, perceptron ``ℓ(θ) = max_i θ_i − θ_y``: ``ℓ*(−α) = ι_Δ(μ)``, ``μ = t − α``.
+    Book §18.2 (Fenchel duality, Table 18.1).
 
     Example: ``conjugate_perceptron_loss(np.array([0.5, -0.5]), np.array([1., 0.]))`` → ``0.0``.
     """
@@ -254,6 +265,7 @@ def conjugate_perceptron_loss(alpha: Array, t: Array, tol: float = _TOL) -> Arra
 
 def conjugate_hinge_loss(alpha: Array, t: Array, tol: float = _TOL) -> Array:
     r"""Table 18.1, hinge ``ℓ(θ) = max_i([i≠y] + θ_i) − θ_y``: ``ℓ*(−α) = ι_Δ(μ) − ⟨1 − t, μ⟩``.
+    Book §18.2 (Fenchel duality, Table 18.1).
 
     ``μ = t − α``. Example: ``conjugate_hinge_loss(np.array([0.5, -0.5]), np.array([1., 0.]))``
     → ``-0.5``.
@@ -274,6 +286,7 @@ def bregman_divergence(
     grad_phi: Callable[[Array], Array] | None = None,
 ) -> Array:
     r"""Bregman divergence ``B_φ(x, y) = φ(x) − φ(y) − ⟨∇φ(y), x − y⟩`` (Book Def 18.2).
+    Book §18.3 (Bregman divergences).
 
     ``∇φ`` comes from ``diffprog.grad(phi)`` unless ``grad_phi`` is given; ``φ`` must be scalar,
     convex and differentiable at ``y``. ``φ = ½‖·‖²`` gives ``½‖x − y‖²``; the negentropy gives
@@ -291,6 +304,7 @@ def bregman_divergence(
 
 def squared_euclidean(x: Array, y: Array) -> Array:
     r"""``½‖x − y‖²``, the Bregman divergence of ``½‖·‖²`` (Book Example 18.3).
+    Book §18.3 (Bregman divergences).
 
     Example: ``squared_euclidean(np.array([1., 0.]), np.zeros(2))`` → ``0.5``.
     """
@@ -302,6 +316,7 @@ def squared_euclidean(x: Array, y: Array) -> Array:
 
 def negentropy(u: Array) -> Array:
     r"""``⟨u, log u⟩`` with ``0 log 0 = 0`` (``u ≥ 0``), summed over the whole array.
+    Book §18.3 (Bregman divergences).
 
     Example: ``negentropy(np.array([0.5, 0.5]))`` → ``−log 2``.
     """
@@ -310,6 +325,7 @@ def negentropy(u: Array) -> Array:
 
 def generalized_kl(u: Array, v: Array) -> Array:
     r"""Generalized KL ``Σ u_j log(u_j/v_j) − Σ u_j + Σ v_j`` (Book Example 18.3), ``u, v ≥ 0``.
+    Book §18.3 (Bregman divergences).
 
     Conventions: ``0 log 0 = 0``; ``v_j = 0 < u_j`` gives ``+inf``. Bregman divergence of
     ``⟨u, log u⟩`` on ``ℝ₊``.
@@ -378,6 +394,7 @@ def _check_simplex_target(t: Array, fname: str) -> None:
 
 def fenchel_young_predict(regularizer: str, theta: Array) -> Array:
     r"""The prediction ``∇Ω*(θ)`` of a named regularizer: softmax, sparsemax, argmax (one-hot) or θ.
+    Book §18.4 (Fenchel-Young losses).
 
     Example: ``fenchel_young_predict("sparsemax", np.array([0., 5.]))`` → ``array([0., 1.])``.
     """
@@ -393,6 +410,7 @@ def fenchel_young_predict(regularizer: str, theta: Array) -> Array:
 
 def fenchel_young_loss(regularizer: Any, theta: Array, y: Array) -> Array:
     r"""Fenchel–Young loss ``ℓ_Ω(θ, t) = Ω*(θ) + Ω(t) − ⟨θ, t⟩`` over the last axis (Book Def 18.4).
+    Book §18.4 (Fenchel-Young losses).
 
     ``regularizer``: a name or a pair ``(omega, omega_conj)`` of callables acting on the last axis.
 
@@ -446,20 +464,40 @@ def fenchel_young_loss(regularizer: Any, theta: Array, y: Array) -> Array:
 
 
 def fy_logistic(theta: Array, y: Array) -> Array:
-    """``fenchel_young_loss('logistic', θ, y) = LSE(θ) − θ_y`` (softmax cross-entropy)."""
+    """``fenchel_young_loss('logistic', θ, y) = LSE(θ) − θ_y`` (softmax cross-entropy).
+    Book §18.4 (Fenchel-Young losses).
+
+    Example: ``fy_logistic(np.array([3.0, 0.0]), 0)`` is 0 or positive (0 when the
+    prediction equals the target).
+    """
     return fenchel_young_loss("logistic", theta, y)
 
 
 def fy_sparsemax(theta: Array, y: Array) -> Array:
-    """``fenchel_young_loss('sparsemax', θ, y)``, gradient ``sparsemax(θ) − t``."""
+    """``fenchel_young_loss('sparsemax', θ, y)``, gradient ``sparsemax(θ) − t``.
+    Book §18.4 (Fenchel-Young losses).
+
+    Example: ``fy_sparsemax(np.array([3.0, 0.0]), 0)`` is 0 or positive (0 when the
+    prediction equals the target).
+    """
     return fenchel_young_loss("sparsemax", theta, y)
 
 
 def fy_perceptron(theta: Array, y: Array) -> Array:
-    """``fenchel_young_loss('perceptron', θ, y) = max θ − θ_y``."""
+    """``fenchel_young_loss('perceptron', θ, y) = max θ − θ_y``.
+    Book §18.4 (Fenchel-Young losses).
+
+    Example: ``fy_perceptron(np.array([3.0, 0.0]), 0)`` is 0 or positive (0 when the
+    prediction equals the target).
+    """
     return fenchel_young_loss("perceptron", theta, y)
 
 
 def fy_squared(theta: Array, y: Array) -> Array:
-    """``fenchel_young_loss('squared', θ, y) = ½‖θ − t‖²``."""
+    """``fenchel_young_loss('squared', θ, y) = ½‖θ − t‖²``.
+    Book §18.4 (Fenchel-Young losses).
+
+    Example: ``fy_squared(np.array([3.0, 0.0]), 0)`` is 0 or positive (0 when the
+    prediction equals the target).
+    """
     return fenchel_young_loss("squared", theta, y)

@@ -43,6 +43,7 @@ Array = Any
 
 def softplus(x: Array) -> Array:
     r"""``softplus(x) = log(1 + eˣ)``, computed stably as ``logaddexp(x, 0)``.
+    Book §3.3.8 (loss functions).
 
     Example: ``softplus(0.0)`` → ``log 2``.
     """
@@ -77,6 +78,7 @@ def logistic_loss(logit: Array, label: Array, labels: str = "01") -> Array:
 
 def binary_logistic_loss(logit: Array, label: Array) -> Array:
     r"""``logistic_loss(logit, label, labels="01")``: ``softplus(θ) − θy``, ``y ∈ {0,1}`` (FUND-63).
+    Book §3.3.8 (loss functions).
 
     Example: ``binary_logistic_loss(0.0, 1)`` → ``log 2``.
     """
@@ -88,6 +90,7 @@ sigmoid_binary_cross_entropy = binary_logistic_loss
 
 def one_hot(labels: Array, num_classes: int) -> np.ndarray:
     """One-hot encoding ``e_y`` of integer labels (shape ``labels.shape + (num_classes,)``).
+    Book §3.3.8 (loss functions).
 
     Raises ``ValueError`` for labels outside ``[0, num_classes)``.
 
@@ -150,6 +153,7 @@ def squared_loss(pred: Array, target: Array) -> Array:
 
 def absolute_loss(pred: Array, target: Array) -> Array:
     r"""Absolute loss ``|θ − y|``, elementwise (Table 18.1). Not differentiable at ``θ = y``.
+    Book §3.3.8 (loss functions).
 
     Example: ``absolute_loss(np.array([1., -2.]), 0.0)`` → ``array([1., 2.])``.
     """
@@ -175,6 +179,7 @@ def poisson_loss(log_rate: Array, target: Array, full: bool = True) -> Array:
 
 def hinge_loss(score: Array, label: Array) -> Array:
     r"""Binary hinge loss ``max(0, 1 − y s)`` with ``y ∈ {−1, +1}``, elementwise.
+    Book §3.3.8 (loss functions).
 
     Subgradient ``−y·1[ys < 1]``. Book ch. 18 (Table 18.1, binary case).
 
@@ -188,6 +193,7 @@ def hinge_loss(score: Array, label: Array) -> Array:
 
 def multiclass_hinge_loss(scores: Array, label: Array) -> Array:
     r"""Multiclass hinge (Crammer–Singer) ``max_i([i ≠ y] + θ_i) − θ_y`` over the last axis.
+    Book §3.3.8 (loss functions).
 
     ``label``: integer class or one-hot ``t``: ``max(1 − t + θ) − ⟨θ, t⟩``. Book Table 18.1.
 
@@ -202,6 +208,7 @@ multiclass_hinge = multiclass_hinge_loss
 
 def multiclass_perceptron_loss(scores: Array, label: Array) -> Array:
     r"""Multiclass perceptron ``max_i θ_i − θ_y`` over the last axis. Book Table 18.1.
+    Book §3.3.8 (loss functions).
 
     Example: ``multiclass_perceptron_loss(np.array([1., 3., 2.]), 0)`` → ``2.0``.
     """

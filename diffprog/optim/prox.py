@@ -79,6 +79,7 @@ def prox_lasso(x: Array, l1reg: Array = 1.0, scaling: float = 1.0) -> Array:
 
 def prox_non_negative_lasso(x: Array, l1reg: Array = 1.0, scaling: float = 1.0) -> Array:
     r"""Prox of ``λ‖·‖₁ + ι_{≥0}``: ``max(x − γλ, 0)`` (004 Example A.3).
+    Book §16.4.3 (proximal operators).
 
     Example: ``prox_non_negative_lasso(np.array([3., -0.5, 1.]), 1.0)`` → ``array([2., 0., 0.])``.
     """
