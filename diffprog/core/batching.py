@@ -579,4 +579,3 @@ def _output(o, ax, trace, size, label):
     return np.broadcast_to(np.expand_dims(v, ax), target).copy()
 
 
-_ = (Any, LOOP_FALLBACK)

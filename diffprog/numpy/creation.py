@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..core.primitive import Tracer
-from ._base import dtype_of, primal, shape_of
+from ._base import dtype_of, shape_of
 
 __all__ = [
     "array", "asarray", "zeros", "ones", "full", "empty", "eye", "identity", "arange",
@@ -186,4 +186,3 @@ def at(a: Any) -> _IndexUpdateHelper:
     return _IndexUpdateHelper(a)
 
 
-_ = primal

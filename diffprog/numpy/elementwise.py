@@ -385,4 +385,3 @@ def _imag_t(ct, x):
 imag_p = Primitive("imag", np.imag, transpose=_imag_t)
 imag_p.jvp = lambda primals, tangents, ans: imag_p.bind(tangents[0])
 
-_ = dtype_of

@@ -8,7 +8,6 @@ derivative (integer outputs).
 
 from __future__ import annotations
 
-import builtins
 from typing import Any
 
 import numpy as np
@@ -140,7 +139,7 @@ def prod(a: Any, axis: Any = None, keepdims: bool = False) -> Any:
 
     Example: ``prod(np.array([2., 3.]))`` → ``6.0``.
     """
-    from .shape_ops import ravel, reshape
+    from .shape_ops import reshape
 
     axes = _axes(a, axis, "prod")
     s = shape_of(a)
@@ -164,7 +163,6 @@ def prod(a: Any, axis: Any = None, keepdims: bool = False) -> Any:
     out = _prod_along(a, ax)
     if keepdims:
         out = reshape(out, tuple(1 if i == ax else n for i, n in enumerate(s)))
-    _ = ravel
     return out
 
 
@@ -293,4 +291,3 @@ def count_nonzero(a: Any, axis: Any = None) -> Any:
     return count_nonzero_p.bind(a, axis=axis)
 
 
-_ = builtins

@@ -13,7 +13,6 @@ from ..core.primitive import Primitive, Tracer
 from ..core.reverse import make_fast_unary
 from .elementwise import (
     _FORMULAS,
-    BINARY,
     BINARY_PRIMS,
     NONDIFF_PRIMS,
     UNARY_PRIMS,
@@ -110,7 +109,6 @@ UFUNCS["fix"] = UFUNCS["trunc"]
 
 globals().update(UFUNCS)
 
-_ = BINARY
 
 
 def positive(x: Any) -> Any:
