@@ -249,8 +249,12 @@ def condition_number(f: Callable[[Any], Any], w: Any, n_iter: int = 100, rng: An
 @dataclass(frozen=True)
 class PropertyCheck:
     """Outcome of a property check; truthy when no sampled pair violated the inequality.
+    Book §15.4 (classes of functions).
 
     ``worst`` is the largest violation ``lhs − rhs`` found (≤ atol when passed).
+
+    Example: ``check_convex(f, sampler, rng=0)`` returns a ``PropertyCheck(passed, worst,
+    n_tested)``.
     """
 
     passed: bool

@@ -59,6 +59,7 @@ def _flat_game(L: Callable, theta: Any, eta: Any):
 
 def game_hessian_blocks(L: Callable, theta: Any, eta: Any) -> dict:
     r"""Gradient and Hessian blocks of ``L`` at ``(θ, η)`` (flattened parameters; OPT-104/105).
+    Optimization notes §A.3 (min-max games).
 
     Returns ``{"grad_theta", "grad_eta", "H_tt" = ∇²_θL, "H_te" = ∇_θ∇_ηL (m×k),
     "H_ee" = ∇²_ηL}`` computed with one forward-over-reverse Hessian of the joint function.
@@ -116,6 +117,7 @@ def is_differential_stackelberg(L: Callable, theta: Any, eta: Any, tol: float = 
 def local_condition_numbers(L: Callable, theta_star: Any, eta_star: Any) -> dict:
     r"""Local conditioning of two-timescale GDA at an equilibrium (notes (A.3.29)–(A.3.36),
     [LFD+22]; OPT-104).
+    Optimization notes §A.3 (min-max games).
 
     ``β = max(‖∇²_θL‖, ‖∇²_ηL‖, ‖∇_η∇_θL‖)`` (spectral norms), ``μ_η = λ_min(∇²_ηL)``,
     ``μ_θ = min{β, λ_min(−S)}`` with ``S = ∇²_θL − ∇_θηL(∇²_ηL)⁻¹∇_ηθL`` (the notes print "+",
@@ -152,6 +154,7 @@ def two_timescale_parameters(L: Callable, theta_star: Any, eta_star: Any) -> tup
     OPT-104): ``T = ⌈2κ_η⌉`` and ``h = 1/(4βT)``, for ``gda(L, θ0, η0, h, timescale=T)``
     (θ step ``1/(4βT)``, η step ``1/(4β)``). Near the equilibrium
     ``‖z_k − z*‖ ≤ c0(1 − c1/(Tκ_θ))^k ‖z0 − z*‖``.
+    Optimization notes §A.3 (min-max games).
 
     Example::
 
@@ -168,6 +171,7 @@ def gda_jacobian(L: Callable, theta_star: Any, eta_star: Any, stepsize: float,
     r"""Jacobian of the simultaneous two-timescale GDA map at ``(θ*, η*)`` (OPT-103/104):
     ``J = I + h [[∇²_θL, ∇_θηL], [−T∇_ηθL, −T∇²_ηL]]``. Its spectral radius is the local
     per-step contraction factor (< 1: locally linearly convergent).
+    Optimization notes §A.3 (min-max games).
 
     Example::
 
@@ -200,6 +204,7 @@ def _samples(center: np.ndarray, radius: float, n: int, rng: np.random.Generator
 def is_saddle_point(L: Callable, theta: Any, eta: Any, radius: float = 1.0,
                     n_samples: int = 20, tol: float = 1e-8, seed: int = 0) -> bool:
     r"""Numerical saddle-point check (notes (A.3.12); OPT-101; small dimensions only).
+    Optimization notes §A.3 (min-max games).
 
     Tests ``L(θ, η*) ≤ L(θ*, η*) ≤ L(θ*, η)`` (up to ``tol``) on sampled θ and η in a box of
     half-width ``radius`` around the candidate (coordinate points plus ``n_samples`` uniform
@@ -222,6 +227,7 @@ def is_saddle_point(L: Callable, theta: Any, eta: Any, radius: float = 1.0,
 def is_stackelberg(L: Callable, theta: Any, eta: Any, radius: float = 1.0,
                    n_samples: int = 10, tol: float = 1e-6, seed: int = 0) -> bool:
     r"""Numerical Stackelberg-equilibrium check (notes (A.3.9)–(A.3.11); OPT-101; small dims).
+    Optimization notes §A.3 (min-max games).
 
     ``η* ∈ argmin_η L(θ*, η)``: checked by sampling η around η* and by a local L-BFGS descent
     from η*; ``θ* ∈ argmax_θ φ(θ)`` with ``φ(θ) = min_η L(θ, η)``: φ is evaluated by L-BFGS

@@ -287,6 +287,7 @@ def empirical_risk(
 
 def linear_erm(loss: Callable[[Any, Any], Any], A: Any, y: Any) -> EmpiricalRisk:
     r"""Linear-model risk ``L(x) = 1/n Σ_i ℓ(⟨a_i, x⟩, y_i)`` (Peyré 003 (14.12)–(14.13)).
+    Book §15.1 (objective functions).
 
     ``∇f_i(x) = ℓ'(⟨a_i,x⟩, y_i) a_i``, so ``∇L(x) = Aᵀℓ'(Ax, y)/n``. ``loss(s, y)`` is
     elementwise.
@@ -327,7 +328,12 @@ def fd_grad(
 
 @dataclass(frozen=True)
 class GradCheckResult:
-    """Outcome of :func:`check_grad`; truthy when the gradient passed."""
+    """Outcome of :func:`check_grad`; truthy when the gradient passed.
+    Book §15.2 (oracles).
+
+    Example: ``check_grad(f, grad_f, x)`` returns a ``GradCheckResult``; it is truthy when the
+    gradients agree.
+    """
 
     passed: bool
     rel_error: float

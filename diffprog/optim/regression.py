@@ -212,6 +212,7 @@ def ista(A: Any, y: Any, lam: float, tau: float | None = None, nonneg: bool = Fa
 
 def lasso_lambda_max(A: Any, y: Any) -> float:
     r"""Smallest λ for which the lasso solution is 0: ``λ_max = ‖Aᵀy‖_∞`` (003 Prop 46; OPT-50).
+    Book §16.4 (proximal gradient, lasso).
 
     Example: ``lasso_lambda_max(np.eye(2), np.array([3.0, -4.0]))`` → ``4.0``.
     """

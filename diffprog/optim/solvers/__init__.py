@@ -21,6 +21,19 @@ from .first_order import (
 from .least_squares import gauss_newton, levenberg_marquardt
 from .line_search import LineSearchResult, backtracking_armijo, exact_linesearch, wolfe_linesearch
 from .minimax import gda, gda_unrolled
+from .more_first_order import (
+    anderson_acceleration,
+    armijo_sgd,
+    frank_wolfe,
+    lmo,
+    majorize_minimize,
+    mirror_descent,
+    prox_grad_fixed_point_fun,
+    prox_quadratic_majorizer,
+    quadratic_majorizer,
+    sign_gradient_descent,
+    steepest_descent_direction,
+)
 from .natural_gradient import natural_gradient
 from .newton import newton, newton_direction
 from .quasi_newton import bfgs, bfgs_update, lbfgs, two_loop_recursion
@@ -53,4 +66,15 @@ __all__ = [
     "sgd_with_averaging",
     "two_loop_recursion",
     "wolfe_linesearch",
+    "anderson_acceleration",
+    "armijo_sgd",
+    "frank_wolfe",
+    "lmo",
+    "majorize_minimize",
+    "mirror_descent",
+    "prox_grad_fixed_point_fun",
+    "prox_quadratic_majorizer",
+    "quadratic_majorizer",
+    "sign_gradient_descent",
+    "steepest_descent_direction",
 ]
