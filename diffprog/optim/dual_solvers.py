@@ -67,6 +67,7 @@ class ConvexTerm:
     and optionally ``conj_grad(u) = ∇conj(u)`` (the primal-recovery map, Book Prop 18.3).
     ``dual_param`` optionally maps an unconstrained ``z`` to a point α with ``conj(−α) < ∞``
     (used by :func:`fenchel_dual_solve` when ``ℓ*`` has a restricted domain).
+    Book §18.2 (Fenchel duality).
 
     Example: ``ridge_term(2.0).conj(np.array([2.0]))`` → ``1.0``.
     """
@@ -80,6 +81,7 @@ class ConvexTerm:
 def squared_loss_term(y: Array) -> ConvexTerm:
     r"""``ℓ(θ) = ½‖θ − y‖²`` with ``ℓ*(u) = ½‖u‖² + ⟨u, y⟩`` and ``∇ℓ*(u) = u + y``.
     Book Table 18.1.
+    Book §18.2 (Fenchel duality).
 
     Example: ``squared_loss_term(np.ones(2)).value(np.zeros(2))`` → ``1.0``.
     """
@@ -94,6 +96,7 @@ def squared_loss_term(y: Array) -> ConvexTerm:
 def ridge_term(lam: float) -> ConvexTerm:
     r"""``R(w) = λ/2‖w‖²`` (Frobenius for matrices), ``R*(v) = ‖v‖²/(2λ)``, ``∇R*(v) = v/λ``.
     Book Table 18.1.
+    Book §18.2 (Fenchel duality).
 
     Example: ``ridge_term(1.0).conj_grad(np.array([3.0]))`` → ``array([3.])``.
     """
@@ -109,6 +112,7 @@ def ridge_term(lam: float) -> ConvexTerm:
 
 def multiclass_logistic_term(y: Array, num_classes: int | None = None) -> ConvexTerm:
     r"""Separable multiclass logistic loss ``ℓ(Θ) = Σ_i LSE(θ_i) − θ_{i,y_i}`` on ``(N, M)``.
+    Book §18.2 (Fenchel duality).
 
     Conjugate (Table 18.1): ``ℓ*(−α) = Σ_i ⟨μ_i, log μ_i⟩ + ι_Δ(μ_i)``, ``μ_i = e_{y_i} − α_i``.
     ``dual_param(Z) = T − softmax(Z)`` keeps ``μ_i`` in the simplex (Book Example 18.2).
@@ -194,6 +198,7 @@ def fenchel_duality_gap(loss: ConvexTerm, reg: ConvexTerm, A: Array, w: Array,
     r"""``P(w) − D(α) = ℓ(Aw) + R(w) + R*(Aᵀα) + ℓ*(−α) ≥ 0`` for linear ``f = A``
     (Book Prop 18.2; the spec's ``duality_gap(w, α)``, named so as not to clash with
     :func:`diffprog.optim.duality_gap`, which takes two values).
+    Book §18.2 (Fenchel duality).
 
     Example: ridge with A = I, y = 0, λ = 1 at w = α = 0: gap ``0.0``.
     """
@@ -212,6 +217,7 @@ class DualResult:
     r"""Result of a Fenchel dual solve: ``alpha`` (dual optimum), ``w`` (recovered primal
     ``∇R*(A*α)``), ``primal`` = P(w), ``dual`` = D(α), ``gap`` = P − D and the inner
     ``opt`` :class:`OptResult`.
+    Book §18.2 (Fenchel duality).
 
     Example: ``fenchel_dual_solve(...).gap`` → ≈ 0 at optimum.
     """
@@ -228,6 +234,7 @@ def fenchel_dual_solve(loss: ConvexTerm, reg: ConvexTerm, A: Array,
                        solver: Callable | None = None, alpha0: Array | None = None,
                        tol: float = 1e-12, maxiter: int = 5000) -> DualResult:
     r"""Solve ``max_α −R*(A*α) − ℓ*(−α)`` and recover ``w* = ∇R*(A*α*)`` (Book Prop 18.3).
+    Book §18.2 (Fenchel duality).
 
     Strong duality (linear A, convex ℓ, R): ``min_w ℓ(Aw)+R(w) = max_α D(α)``. ``reg.conj_grad``
     is required (R strictly convex). ``solver(fun, x0) → OptResult`` minimizes ``−D`` (default
@@ -286,6 +293,7 @@ def linear_multiclass_dual(losses: ConvexTerm | Sequence[ConvexTerm], X: Array,
                            maxiter: int = 5000) -> DualResult:
     r"""Dual of ``min_W Σ_i ℓ_i(W x_i) + R(W)`` (Book Example 18.2):
     ``max_{α ∈ ℝ^{N×M}} −R*(Σ_i α_i x_iᵀ) − Σ_i ℓ_i*(−α_i)``, with ``W* = ∇R*(αᵀX)``.
+    Book §18.2 (Fenchel duality).
 
     ``losses``: one separable :class:`ConvexTerm` on the ``(N, M)`` score matrix (e.g.
     :func:`multiclass_logistic_term`) or a list of per-sample terms (their ``dual_param`` must
@@ -394,6 +402,7 @@ class Composite:
 def make_fenchel_young_loss(omega: Callable, omega_conj: Callable,
                             grad_omega_conj: Callable) -> Callable[[Array, Array], Array]:
     r"""Fenchel–Young loss ``ℓ_Ω(θ, t) = Ω*(θ) + Ω(t) − ⟨θ, t⟩`` (Book Def 18.4, Prop 18.6).
+    Book §18.4 (Fenchel-Young losses).
 
     ``omega``, ``omega_conj`` act on the last axis; ``grad_omega_conj = ∇Ω*`` is the prediction
     map (``loss.predict``) and defines the gradient ``∇_θ ℓ_Ω = ∇Ω*(θ) − t`` through a custom

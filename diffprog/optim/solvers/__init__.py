@@ -38,6 +38,18 @@ from .natural_gradient import natural_gradient
 from .newton import newton, newton_direction
 from .quasi_newton import bfgs, bfgs_update, lbfgs, two_loop_recursion
 from .stochastic import sag, sgd_with_averaging
+from .stochastic_second_order import (
+    diag_hessian_preconditioner,
+    preconditioned_gradient_descent,
+    preconditioned_step,
+    prox_linear,
+    psgd,
+    stochastic_gauss_newton,
+    stochastic_newton,
+    stochastic_projected_gradient,
+    stochastic_proximal_gradient,
+    subsampled_oracles,
+)
 
 __all__ = [
     "LineSearchResult",
@@ -77,4 +89,14 @@ __all__ = [
     "quadratic_majorizer",
     "sign_gradient_descent",
     "steepest_descent_direction",
+    "diag_hessian_preconditioner",
+    "preconditioned_gradient_descent",
+    "preconditioned_step",
+    "prox_linear",
+    "psgd",
+    "stochastic_gauss_newton",
+    "stochastic_newton",
+    "stochastic_projected_gradient",
+    "stochastic_proximal_gradient",
+    "subsampled_oracles",
 ]
