@@ -85,6 +85,11 @@ from .games import (
     pl_linear_rate_bound,
     two_timescale_parameters,
 )
+from .kfac import (
+    kfac_block,
+    kfac_factors,
+    kfac_precondition,
+)
 from .losses import (
     absolute_loss,
     binary_logistic_loss,
@@ -241,6 +246,9 @@ from .transforms import (
 )
 
 __all__ = [
+    "kfac_block",
+    "kfac_factors",
+    "kfac_precondition",
     "AveragingState",
     "Composite",
     "ConvexTerm",
