@@ -7,6 +7,11 @@ Fenchel-Young losses and dual solvers, regression helpers, min-max game utilitie
 solvers.
 """
 
+from .bregman import (
+    bregman_projection,
+    bregman_prox,
+    kl_projection_simplex,
+)
 from .diagnostics import (
     PropertyCheck,
     StoppingCriterion,
@@ -246,6 +251,9 @@ from .transforms import (
 )
 
 __all__ = [
+    "bregman_projection",
+    "bregman_prox",
+    "kl_projection_simplex",
     "kfac_block",
     "kfac_factors",
     "kfac_precondition",

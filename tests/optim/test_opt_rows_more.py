@@ -6,6 +6,7 @@ Reference values come from closed forms or a second method (numpy/scipy), never 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.optimize
 
 import diffprog
@@ -497,3 +498,33 @@ def test_opt68_kfac_factors_reproduce_the_exact_fisher_block_for_one_example():
     direct = np.linalg.solve(np.kron(G + np.sqrt(lam) * np.eye(n_out),
                                      A + np.sqrt(lam) * np.eye(n_in)), V.ravel())
     np.testing.assert_allclose(kfac_precondition(A, G, V, lam).ravel(), direct, rtol=1e-10)
+
+
+def test_opt79_bregman_projections_and_prox():
+    """OPT-79: softmax is the KL projection onto the simplex; the squared-Euclidean Bregman
+    projection onto the simplex is the Euclidean projection; ∇(½‖·‖² + ι_Δ)* is sparsemax
+    (= bprox of the indicator at θ, Prop 18.5)."""
+    from diffprog.optim import projection_simplex, sparsemax
+    from diffprog.optim.bregman import bregman_projection, bregman_prox, kl_projection_simplex
+    from diffprog.scipy.special import softmax
+
+    rng = np.random.default_rng(79)
+    theta = rng.normal(size=6)
+    np.testing.assert_allclose(kl_projection_simplex(np.exp(theta)), softmax(theta), atol=1e-12)
+    np.testing.assert_allclose(bregman_projection("entropy", "simplex")(np.exp(theta)),
+                               softmax(theta), atol=1e-12)
+    np.testing.assert_allclose(bregman_projection("squared", "simplex")(theta),
+                               projection_simplex(theta), atol=1e-12)
+    np.testing.assert_allclose(sparsemax(theta), projection_simplex(theta), atol=1e-12)
+    np.testing.assert_allclose(bregman_prox("squared", lambda x, s: projection_simplex(x))(theta),
+                               projection_simplex(theta), atol=1e-12)
+    # a generic generator through the solver: f = ½‖·‖² written as a callable
+    sq = lambda u: 0.5 * dnp.sum(u * u)
+    np.testing.assert_allclose(bregman_projection(sq, projection_simplex)(theta),
+                               projection_simplex(theta), atol=1e-8)
+    g = diffprog.grad(lambda v: dnp.sum(kl_projection_simplex(v) * np.arange(6.0)))(np.exp(theta))
+    s = softmax(theta)
+    expected = (np.arange(6.0) - s @ np.arange(6.0)) / np.exp(theta).sum()
+    np.testing.assert_allclose(g, expected, rtol=1e-10)
+    with pytest.raises(ValueError, match="must be positive"):
+        kl_projection_simplex(np.array([1.0, -1.0]))
