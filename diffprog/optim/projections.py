@@ -87,10 +87,38 @@ def _simplex_tau(x: Array, value: float) -> Array:
     return dnp.max((dnp.cumsum(u, axis=-1) - value) / ks, axis=-1, keepdims=True)
 
 
-def _make_simplex(value: float):
+def _pivot_tau_row(x: np.ndarray, value: float) -> float:
+    """τ by the pivot (median-finding) method of Duchi et al. 2008 (Fig. 2): expected O(P)."""
+    rest = x
+    s, rho = 0.0, 0
+    while rest.size:
+        pivot = rest[rest.size // 2]
+        greater = rest[rest >= pivot]
+        ds, drho = float(greater.sum()), greater.size
+        if (s + ds) - (rho + drho) * pivot < value:
+            s, rho = s + ds, rho + drho
+            rest = rest[rest < pivot]
+        else:
+            # drop the pivot itself (one copy) from the candidates above it
+            above = rest[rest > pivot]
+            ties = greater.size - above.size - 1
+            rest = np.concatenate([above, np.full(ties, pivot)])
+    return (s - value) / rho
+
+
+def _simplex_tau_pivot(x: Array, value: float) -> Array:
+    xv = np.asarray(x, dtype=float)
+    rows = xv.reshape(-1, xv.shape[-1])
+    tau = np.array([_pivot_tau_row(r, value) for r in rows])
+    return tau.reshape(xv.shape[:-1] + (1,))
+
+
+def _make_simplex(value: float, method: str = "sort"):
+    tau_fn = _simplex_tau if method == "sort" else _simplex_tau_pivot
+
     @custom_jvp
     def proj(x):
-        return dnp.maximum(x - _simplex_tau(x, value), 0.0)
+        return dnp.maximum(x - tau_fn(x, value), 0.0)
 
     @proj.defjvp
     def proj_jvp(primals, tangents):
@@ -107,11 +135,12 @@ def _make_simplex(value: float):
 _SIMPLEX_CACHE: dict[float, Any] = {}
 
 
-def projection_simplex(x: Array, value: float = 1.0) -> Array:
+def projection_simplex(x: Array, value: float = 1.0, method: str = "sort") -> Array:
     r"""Projection onto the scaled simplex ``{v ≥ 0, Σ v = value}`` (along the last axis).
 
     ``proj(x) = max(x − τ, 0)`` with ``τ = max_k (Σ_{i≤k} u_i − value)/k`` and ``u`` the entries
-    of ``x`` sorted decreasingly (sort method, O(P log P); Duchi et al. 2008, Condat 2016).
+    of ``x`` sorted decreasingly (``method="sort"``, O(P log P); Duchi et al. 2008, Condat 2016),
+    or found by median-finding pivots (``method="pivot"``, expected O(P); Duchi et al. 2008).
     Book §16.3.3; with ``value=1`` this is ``sparsemax`` (Book §18.4). Differentiable: custom JVP
     ``ṗ = s ⊙ (ẋ − ⟨s, ẋ⟩/|S|)`` with ``s = 1[p > 0]``. ``value`` must be a positive constant.
 
@@ -122,10 +151,12 @@ def projection_simplex(x: Array, value: float = 1.0) -> Array:
     _check_positive("value", value, "projection_simplex")
     if dnp.ndim(x) == 0:
         raise ValueError("projection_simplex: x must have at least one dimension")
-    v = float(value)
-    fn = _SIMPLEX_CACHE.get(v)
+    if method not in ("sort", "pivot"):
+        raise ValueError(f"projection_simplex: method must be 'sort' or 'pivot', got {method!r}")
+    key = (float(value), method)
+    fn = _SIMPLEX_CACHE.get(key)
     if fn is None:
-        fn = _SIMPLEX_CACHE[v] = _make_simplex(v)
+        fn = _SIMPLEX_CACHE[key] = _make_simplex(key[0], method)
     return fn(x)
 
 

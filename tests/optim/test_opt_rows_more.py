@@ -528,3 +528,29 @@ def test_opt79_bregman_projections_and_prox():
     np.testing.assert_allclose(g, expected, rtol=1e-10)
     with pytest.raises(ValueError, match="must be positive"):
         kl_projection_simplex(np.array([1.0, -1.0]))
+
+
+def test_opt41_sort_and_pivot_methods_agree_with_a_qp_solver():
+    """OPT-41: both τ methods (sort, pivot) give outputs ≥ 0 summing to 1, idempotent, equal to
+    each other on 100 random inputs and to a QP solve (SLSQP) on a few of them."""
+    from diffprog.optim import projection_simplex
+
+    rng = np.random.default_rng(41)
+    for trial in range(100):
+        x = rng.normal(size=rng.integers(1, 12)) * 2.0
+        ps = projection_simplex(x, method="sort")
+        pp = projection_simplex(x, method="pivot")
+        np.testing.assert_allclose(pp, ps, atol=1e-12)
+        assert pp.min() >= 0 and abs(pp.sum() - 1) < 1e-12
+        np.testing.assert_allclose(projection_simplex(pp, method="pivot"), pp, atol=1e-12)
+        if trial < 5:
+            qp = scipy.optimize.minimize(
+                lambda u, x=x: 0.5 * np.sum((u - x) ** 2), np.full(x.size, 1 / x.size),
+                jac=lambda u, x=x: u - x, method="SLSQP", bounds=[(0, None)] * x.size,
+                constraints=[{"type": "eq", "fun": lambda u: u.sum() - 1}],
+                options={"ftol": 1e-15, "maxiter": 500})
+            np.testing.assert_allclose(pp, qp.x, atol=1e-7)
+    np.testing.assert_allclose(projection_simplex(np.array([0.5, 1.2, -0.3]), method="pivot"),
+                               [0.15, 0.85, 0.0], atol=1e-12)
+    with pytest.raises(ValueError, match="method must be 'sort' or 'pivot'"):
+        projection_simplex(np.ones(2), method="bisect")
