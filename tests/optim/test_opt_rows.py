@@ -7,6 +7,7 @@ forms or a second method.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import diffprog
 import diffprog.numpy as dnp
@@ -252,6 +253,17 @@ def test_opt102_gda_unrolled_quadratic_game():
                      inner_steps=50, maxiter=5000, tol=1e-12)
     th, et = r.solution
     assert abs(float(np.ravel(th)[0])) <= 1e-8 and abs(float(np.ravel(et)[0])) <= 1e-8
+
+
+@pytest.mark.parametrize("a,b,c", [(1.0, 2.0, 1.0), (0.5, 1.0, 2.0)])
+def test_opt102_infinite_inner_loop_uses_schur_gradient(a, b, c):
+    # inner loop solves min_η L exactly (η* = −bθ/c), so the θ step is θ + h·(−(a + b²/c))·θ
+    h, th0 = 0.05, 0.7
+    r = gda_unrolled(_quad_game(a, b, c), np.array([th0]), np.array([0.3]), stepsize=h,
+                     inner_steps=3000, maxiter=1, tol=0.0)
+    th1, et1 = r.solution
+    assert abs(float(np.ravel(et1)[0]) - (-b * th0 / c)) < 1e-10
+    assert abs(float(np.ravel(th1)[0]) - (th0 + h * (-(a + b * b / c)) * th0)) < 1e-10
 
 
 def test_opt103_gda_contraction_and_bilinear_spiral():
