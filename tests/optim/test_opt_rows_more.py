@@ -307,9 +307,10 @@ def test_opt58_damped_newton_sqrt():
         assert np.sqrt(1 + xn * xn) <= fx - 1e-4 * g_ * gx * d + 1e-15
 
 
-def test_opt59_newton_cg_matrix_free(monkeypatch):
-    """`newton(linear_solver='cg')` (existing; no 'gmres'): on a P = 50 SPD quadratic the CG
-    direction equals the dense solve to 1e-8 with ≤ P HVPs and no Hessian materialization."""
+@pytest.mark.parametrize("solver", ["cg", "gmres"])
+def test_opt59_newton_cg_matrix_free(monkeypatch, solver):
+    """`newton(linear_solver='cg'|'gmres')`: on a P = 50 SPD quadratic the Krylov direction
+    equals the dense solve to 1e-8 with ≤ P HVPs and no Hessian materialization."""
     rng = np.random.default_rng(5)
     P = 50
     M = rng.normal(size=(P, P))
@@ -323,10 +324,26 @@ def test_opt59_newton_cg_matrix_free(monkeypatch):
 
     monkeypatch.setattr(solver_base.Problem, "hessian", boom)
     monkeypatch.setattr(diffprog, "hessian", boom)
-    r = newton(f, w0, linear_solver="cg", solver_tol=1e-14, solver_maxiter=P, maxiter=1, tol=0)
+    r = newton(f, w0, linear_solver=solver, solver_tol=1e-14, solver_maxiter=P, maxiter=1,
+               tol=0)
     d = w0 - np.asarray(r.solution)
     np.testing.assert_allclose(d, np.linalg.solve(A, A @ w0 - c), atol=1e-8)
     assert 0 < r.num_hvp_evals <= P + 1
+
+
+def test_opt59_newton_gmres_indefinite_hessian_reaches_saddle_in_one_step(monkeypatch):
+    """GMRES solves the indefinite Newton system that CG cannot: for ½wᵀHw with H = QΛQᵀ,
+    Λ = (4, 2, −1, −3), the Newton direction H⁻¹∇L = w, so one full step lands on the
+    stationary point 0 (derived); the start has wᵀHw > 0 so the direction is a descent one."""
+    rng = np.random.default_rng(11)
+    Q, _ = np.linalg.qr(rng.normal(size=(4, 4)))
+    H = Q @ np.diag([4.0, 2.0, -1.0, -3.0]) @ Q.T
+    w0 = Q @ np.array([1.0, 1.0, 0.3, 0.2])
+    assert w0 @ H @ w0 > 0
+    monkeypatch.setattr(solver_base.Problem, "hessian", lambda *a, **k: 1 / 0)
+    r = newton(lambda w: 0.5 * dnp.sum(w * dnp.matmul(H, w)), w0, linear_solver="gmres",
+               solver_tol=1e-14, maxiter=1, tol=0)
+    np.testing.assert_allclose(np.asarray(r.solution), 0.0, atol=1e-10)
 
 
 def test_opt62_generalized_gauss_newton():

@@ -1,8 +1,10 @@
-"""Newton's method: damped, regularized, line search, matrix-free CG (Book §17.1; OPT-55..59).
+"""Newton's method: damped, regularized, line search, matrix-free CG or GMRES (Book §17.1;
+OPT-55..59).
 
 ``w⁺ = w − γ(∇²L(w) + ηI)⁻¹∇L(w)``. ``linear_solver="dense"`` builds the Hessian
 (``diffprog.hessian``); ``"cg"`` solves with conjugate gradient on Hessian-vector products only
-(``diffprog.hvp``, :func:`diffprog.scipy.sparse.linalg.cg`; book §9.4, Alg 9.1), truncated with
+(``diffprog.hvp``, :func:`diffprog.scipy.sparse.linalg.cg`; book §9.4, Alg 9.1) and ``"gmres"``
+with restarted GMRES on the same products (indefinite Hessians), truncated with
 the forcing term ``min(0.5, √‖∇L‖)·‖∇L‖`` (as scipy's Newton-CG). ``linesearch="armijo"``
 backtracks from γ=1 with ``L(w−γd) ≤ L(w) − cγ⟨∇L, d⟩`` (two phases: damped, then γ = 1 and
 quadratic convergence).
@@ -24,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ...scipy.sparse.linalg import cg
+from ...scipy.sparse.linalg import cg, gmres
 from .base import OptResult, Problem, check_maxiter, check_positive, new_history, record
 from .line_search import _armijo_vg
 
@@ -67,10 +69,12 @@ def newton(fun: Callable, w0: Any, stepsize: float = 1.0, linesearch: str | None
 
     ``w⁺ = w − γ(∇²L(w) + ηI)⁻¹∇L(w)`` with ``γ = stepsize`` (``< 1``: damped / "underdamped"
     Newton) or from ``linesearch="armijo"``; ``reg = η``; ``linear_solver`` ``"dense"``
-    (Cholesky/LU on the materialized Hessian) or ``"cg"`` (matrix-free; negative curvature
-    stops CG early and falls back to the gradient); ``hessian_fix`` ``"abs"``/``"clip"``
-    (dense only). Local quadratic convergence near a nondegenerate minimizer. Stops when
-    ``‖∇L‖₂ ≤ tol``.
+    (Cholesky/LU on the materialized Hessian), ``"cg"`` (matrix-free; negative curvature
+    stops CG early and falls back to the gradient) or ``"gmres"`` (matrix-free minimal
+    residual, also for indefinite ``∇²L + ηI``; a non-descent direction falls back to the
+    gradient); ``solver_tol`` defaults to the forcing term ``min(½, √‖∇L‖)``;
+    ``hessian_fix`` ``"abs"``/``"clip"`` (dense only). Local quadratic convergence near a
+    nondegenerate minimizer. Stops when ``‖∇L‖₂ ≤ tol``.
 
     Example::
 
@@ -86,9 +90,10 @@ def newton(fun: Callable, w0: Any, stepsize: float = 1.0, linesearch: str | None
     check_positive("tol", tol, allow_zero=True)
     if linesearch not in (None, "armijo"):
         raise ValueError(f"unknown linesearch {linesearch!r}; use None or 'armijo'")
-    if linear_solver not in ("dense", "cholesky", "cg"):
-        raise ValueError(f"unknown linear_solver {linear_solver!r}; use 'dense' or 'cg'")
-    if hessian_fix is not None and linear_solver == "cg":
+    if linear_solver not in ("dense", "cholesky", "cg", "gmres"):
+        raise ValueError(f"newton: unknown linear_solver {linear_solver!r}; use 'dense', "
+                         "'cholesky', 'cg' or 'gmres'")
+    if hessian_fix is not None and linear_solver in ("cg", "gmres"):
         raise ValueError("hessian_fix needs a dense Hessian (linear_solver='dense')")
     prob = Problem(fun, w0, args)
     x = prob.x0
@@ -99,14 +104,15 @@ def newton(fun: Callable, w0: Any, stepsize: float = 1.0, linesearch: str | None
     record(hist, x, f, gn)
     it, status = 0, "maxiter reached"
     while gn > tol and it < maxiter:
-        if linear_solver == "cg":
+        if linear_solver in ("cg", "gmres"):
             xc = x
 
             def matvec(v, xc=xc):
                 return prob.hvp(xc, v) + reg * v
 
             eta = min(0.5, math.sqrt(gn)) if solver_tol is None else solver_tol
-            d, info = cg(matvec, g, tol=eta, maxiter=solver_maxiter or 20 * x.size)
+            krylov = cg if linear_solver == "cg" else gmres
+            d, info = krylov(matvec, g, tol=eta, maxiter=solver_maxiter or 20 * x.size)
             d = np.asarray(d, dtype=float)
             if not float(g @ d) > 0:
                 d = g.copy()
