@@ -35,6 +35,7 @@ Example::
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import sys
@@ -202,10 +203,8 @@ def save(path: str | os.PathLike, tree: Any) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):  # the temporary file may already be gone
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
 
 

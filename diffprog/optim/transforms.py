@@ -220,6 +220,14 @@ def _check_state(name: str, state: Any, cls: type) -> None:
         )
 
 
+def _check_update(name: str, updates: Any, state: Any, cls: type, field: str) -> None:
+    """The checks every ``update`` runs: the state's type, the pytree structure of ``updates``
+    against ``state.<field>``, and finiteness."""
+    _check_state(name, state, cls)
+    _check_match(name, updates, getattr(state, field))
+    _check_finite(name, updates)
+
+
 def _zeros_like(tree: Any) -> Any:
     return tree_map(lambda x: np.zeros_like(np.asarray(x, dtype=np.result_type(x, 0.0))), tree)
 
@@ -455,9 +463,7 @@ def sgd(lr: ScalarOrSchedule, momentum: float | None = None,
         return TraceState(count=_count0(), trace=_zeros_like(params))
 
     def update_m(updates, state, params=None):
-        _check_state(name, state, TraceState)
-        _check_match(name, updates, state.trace)
-        _check_finite(name, updates)
+        _check_update(name, updates, state, TraceState, "trace")
         g = _lr_at(name, lr, state.count)
         v = tree_map(lambda v, u: nu * v + u, state.trace, updates)
         if nesterov:
@@ -492,9 +498,7 @@ def momentum(lr: ScalarOrSchedule, beta: float = 0.9) -> GradientTransformation:
         return TraceState(count=_count0(), trace=_zeros_like(params))
 
     def update(updates, state, params=None):
-        _check_state(name, state, TraceState)
-        _check_match(name, updates, state.trace)
-        _check_finite(name, updates)
+        _check_update(name, updates, state, TraceState, "trace")
         g = _lr_at(name, lr, state.count)
         v = tree_map(lambda v, u: beta * v - g * u, state.trace, updates)
         return v, TraceState(count=_next(state.count), trace=v)
@@ -566,9 +570,7 @@ def adagrad(lr: ScalarOrSchedule, eps: float = 1e-10,
                                    sum_of_squares=tree_map(lambda z: z + s0, _zeros_like(params)))
 
     def update(updates, state, params=None):
-        _check_state(name, state, ScaleByAdagradState)
-        _check_match(name, updates, state.sum_of_squares)
-        _check_finite(name, updates)
+        _check_update(name, updates, state, ScaleByAdagradState, "sum_of_squares")
         g = _lr_at(name, lr, state.count)
         s = tree_map(lambda s, u: s + np.abs(u) ** 2, state.sum_of_squares, updates)
         out = tree_map(lambda u, s: -g * u / (np.sqrt(s) + eps), updates, s)
@@ -597,9 +599,7 @@ def rmsprop(lr: ScalarOrSchedule, decay: float = 0.9, eps: float = 1e-8) -> Grad
         return ScaleByRmsState(count=_count0(), nu=_zeros_like(params))
 
     def update(updates, state, params=None):
-        _check_state(name, state, ScaleByRmsState)
-        _check_match(name, updates, state.nu)
-        _check_finite(name, updates)
+        _check_update(name, updates, state, ScaleByRmsState, "nu")
         g = _lr_at(name, lr, state.count)
         nu = tree_map(lambda n, u: decay * n + (1 - decay) * np.abs(u) ** 2, state.nu, updates)
         out = tree_map(lambda u, n: -g * u / (np.sqrt(n) + eps), updates, nu)
