@@ -34,6 +34,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 from collections.abc import Callable
@@ -767,8 +768,6 @@ def averaged_params(state: Any) -> Any:
         return state.average
     if isinstance(state, tuple) and not hasattr(state, "_fields"):
         for s in reversed(state):
-            try:
+            with contextlib.suppress(ValueError):  # not this link of the chain: try the next
                 return averaged_params(s)
-            except ValueError:
-                pass
     raise ValueError("averaged_params: no polyak_averaging or ema state found in 'state'")

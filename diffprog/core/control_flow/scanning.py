@@ -4,6 +4,7 @@ reverse mode from stored per-step residuals, transposition and batching.
 
 from __future__ import annotations
 
+import contextlib
 import operator
 from collections.abc import Callable
 from typing import Any
@@ -426,10 +427,8 @@ scan_p.vjp_joint = _scan_vjp
 def _static_length(fname: str, name: str, v) -> int:
     if isinstance(v, bool) or isinstance(v, np.bool_):
         raise TypeError(f"{fname}: argument '{name}' must be an integer, got a boolean")
-    try:
+    with contextlib.suppress(TypeError):  # not an index: the checks below explain why
         return operator.index(v)
-    except TypeError:
-        pass
     if not _is_concrete(v):
         raise TypeError(
             f"{fname}: argument '{name}' must be a static integer, but it is a traced value (its "
