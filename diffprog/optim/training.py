@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..core.api import value_and_grad
+from ..core.jit import jit as jit_compile
 from .transforms import GradientTransformation, apply_updates, global_norm
 
 __all__ = ["History", "fit"]
@@ -54,8 +55,8 @@ def _progress(iterable: Iterable, total: int, enabled: bool):
 
 def fit(loss_fn: Callable[..., Any], params: Any, optimizer: GradientTransformation,
         data: Iterable | None = None, num_steps: int = 100, *, progress: bool = False,
-        opt_state: Any = None, callback: Callable[[int, Any, float], Any] | None = None
-        ) -> tuple[Any, History]:
+        opt_state: Any = None, callback: Callable[[int, Any, float], Any] | None = None,
+        jit: bool = False) -> tuple[Any, History]:
     """Minimize ``loss_fn`` with ``optimizer`` from ``params``; return ``(params, history)``.
     Book §16.1, §16.2.2.
 
@@ -71,6 +72,8 @@ def fit(loss_fn: Callable[..., Any], params: Any, optimizer: GradientTransformat
         opt_state: a state to resume from (default: ``optimizer.init(params)``).
         callback: ``callback(step, params, loss)`` called after each step; returning ``True``
             stops the loop.
+        jit: compile the loss and its gradient with :func:`diffprog.jit` (traced once per batch
+            shape; the loss must then be free of Python control flow on traced values).
 
     Raises ``FloatingPointError`` if the loss becomes non-finite (naming the step).
 
@@ -102,6 +105,8 @@ def fit(loss_fn: Callable[..., Any], params: Any, optimizer: GradientTransformat
         batches = iter(data)
 
     vg = value_and_grad(loss_fn)
+    if jit:
+        vg = jit_compile(vg)
     state = optimizer.init(params) if opt_state is None else opt_state
     losses: list[float] = []
     norms: list[float] = []

@@ -218,3 +218,19 @@ def test_save_uses_the_path_as_given_and_overwrites(tmp_path):
     io.save(str(path), [np.zeros(3)])
     assert sorted(os.listdir(tmp_path)) == ["checkpoint.bin"]
     np.testing.assert_array_equal(io.load(path)[0], np.zeros(3))
+
+
+def test_fit_with_jit_matches_eager_fit():
+    """``fit(..., jit=True)`` compiles value_and_grad and follows the same iterates."""
+    import diffprog.numpy as dnp
+    from diffprog.optim import adam, fit
+
+    rng = np.random.default_rng(0)
+    A, b = rng.normal(size=(8, 3)), rng.normal(size=8)
+    batches = [(A[:4], b[:4]), (A[4:], b[4:])]
+    loss = lambda w, batch: dnp.mean((batch[0] @ w - batch[1]) ** 2)
+    w_eager, h_eager = fit(loss, np.zeros(3), adam(0.05), data=batches, num_steps=40)
+    w_jit, h_jit = fit(loss, np.zeros(3), adam(0.05), data=batches, num_steps=40, jit=True)
+    np.testing.assert_allclose(w_jit, w_eager, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(h_jit.loss, h_eager.loss, rtol=1e-12)
+    assert h_jit.loss[-1] < 0.5 * h_jit.loss[0]
