@@ -132,6 +132,14 @@ def softmax_cross_entropy(logits: Array, labels: Array) -> Array:
 
     Example: ``softmax_cross_entropy(np.array([1., 2., 3.]), 0)`` → ``2.407605964444``.
     """
+    if isinstance(labels, Tracer) and np.issubdtype(labels.dtype, np.integer):
+        # traced integer labels (under jit/vmap): gather θ_y, no one-hot of unknown values
+        if dnp.ndim(logits) == 0 or tuple(dnp.shape(labels)) != tuple(dnp.shape(logits)[:-1]):
+            raise ValueError(f"softmax_cross_entropy: integer labels of shape "
+                             f"{tuple(dnp.shape(labels))} do not match logits "
+                             f"{tuple(dnp.shape(logits))}")
+        picked = dnp.take_along_axis(logits, dnp.expand_dims(labels, -1), axis=-1)
+        return logsumexp(logits, axis=-1) - picked[..., 0]
     y = _targets(logits, labels, "softmax_cross_entropy")
     return logsumexp(logits, axis=-1) - dnp.sum(logits * y, axis=-1)
 

@@ -384,3 +384,24 @@ def test_fy_errors():
         fenchel_young_loss("logistic", th, np.ones(2) / 2)
     with pytest.raises(TypeError):
         fenchel_young_loss((1, 2), th, 0)
+
+
+def test_softmax_cross_entropy_with_integer_labels_under_jit_and_vmap():
+    """Labels are data, not constants: a jitted loss called with new labels uses them."""
+    import diffprog
+    from diffprog.optim.losses import softmax_cross_entropy
+
+    rng = np.random.default_rng(0)
+    theta = rng.normal(size=(5, 4))
+    f = diffprog.jit(lambda t, y: dnp.sum(softmax_cross_entropy(t, y)))
+    for y in (np.array([0, 1, 2, 3, 0]), np.array([3, 3, 1, 0, 2])):
+        lse = np.log(np.exp(theta).sum(-1))
+        expected = float(np.sum(lse - theta[np.arange(5), y]))
+        assert f(theta, y) == pytest.approx(expected, rel=1e-12)
+        g = diffprog.jit(diffprog.grad(lambda t, y: dnp.sum(softmax_cross_entropy(t, y))))(
+            theta, y)
+        p = np.exp(theta) / np.exp(theta).sum(-1, keepdims=True)
+        np.testing.assert_allclose(g, p - np.eye(4)[y], atol=1e-12)
+    per_example = diffprog.vmap(softmax_cross_entropy)(theta, np.array([0, 1, 2, 3, 0]))
+    np.testing.assert_allclose(per_example, softmax_cross_entropy(theta, np.array([0, 1, 2, 3, 0])),
+                               rtol=1e-12)
