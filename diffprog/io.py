@@ -9,7 +9,8 @@ string (never an object array). The JSON records tuples, lists, dicts (``str``/`
 NumPy scalar leaves (restored as NumPy scalars),
 namedtuples (class name, module and field names) and classes registered with
 :func:`diffprog.register_pytree_node` / :func:`diffprog.register_dataclass` (module, name and
-JSON-encodable static data).
+JSON-encodable static data; a module-level function in static data, such as a layer's
+activation, is stored by module and name and looked up again on load).
 
 Rebuilding classes (a documented choice): ``load`` never imports code. A namedtuple is rebuilt as
 its original class when that class is found in an *already imported* module (``sys.modules``)
@@ -65,9 +66,13 @@ def _enc_aux(x: Any) -> Any:
         return {"tuple": [_enc_aux(v) for v in x]}
     if isinstance(x, list):
         return {"list": [_enc_aux(v) for v in x]}
+    path = _function_path(x)
+    if path is not None:
+        return {"function": list(path)}     # a module-level function, by name
     raise TypeError(
         f"save: static data {x!r} of a registered pytree node cannot be stored without pickle "
-        "(only None, bool, int, float, str, tuples and lists are supported)"
+        "(only None, bool, int, float, str, tuples, lists and module-level functions are "
+        "supported; a lambda or a local function has no name to store)"
     )
 
 
@@ -75,6 +80,14 @@ def _dec_aux(x: Any) -> Any:
     if isinstance(x, dict):
         if "tuple" in x:
             return tuple(_dec_aux(v) for v in x["tuple"])
+        if "function" in x:
+            module, qualname = x["function"]
+            fn = _find_attr(module, qualname)
+            if fn is None or not callable(fn):
+                raise ValueError(f"load: the file refers to the function {module}.{qualname}; "
+                                 "import its module before calling load (load never imports "
+                                 "code)")
+            return fn
         return [_dec_aux(v) for v in x["list"]]
     return x
 
@@ -114,12 +127,36 @@ def _encode(spec: Any, leaves: list, pos: list) -> Any:
             "aux": _enc_aux(aux), "c": children}
 
 
-def _find_class(module: str, qualname: str) -> Any:
+def _find_attr(module: str, qualname: str) -> Any:
+    """``module.qualname`` looked up in an already imported module (never imports code)."""
     obj = sys.modules.get(module)
     for part in qualname.split("."):
         if obj is None or part == "<locals>":
             return None
         obj = getattr(obj, part, None)
+    return obj
+
+
+def _function_path(fn: Any) -> tuple[str, str] | None:
+    """``(module, qualname)`` under which the function ``fn`` can be found again: its own module,
+    or else (for functions made by a factory, such as ``diffprog.numpy.tanh``) the first imported
+    module of the same top-level package that exports it under its name."""
+    qualname = getattr(fn, "__qualname__", "")
+    module = getattr(fn, "__module__", None)
+    if not callable(fn) or isinstance(fn, type) or not module or not qualname \
+            or "<" in qualname:
+        return None
+    if _find_attr(module, qualname) is fn:
+        return module, qualname
+    top = module.split(".")[0]
+    for name in sorted(n for n in list(sys.modules) if n == top or n.startswith(top + ".")):
+        if _find_attr(name, qualname) is fn:
+            return name, qualname
+    return None
+
+
+def _find_class(module: str, qualname: str) -> Any:
+    obj = _find_attr(module, qualname)
     return obj if isinstance(obj, type) else None
 
 

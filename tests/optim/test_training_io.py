@@ -13,6 +13,7 @@ import pytest
 import diffprog
 import diffprog.numpy as dnp
 from diffprog import io
+from diffprog.nn.module import Module, static
 from diffprog.optim import transforms as T
 from diffprog.optim.training import History, fit
 
@@ -234,3 +235,21 @@ def test_fit_with_jit_matches_eager_fit():
     np.testing.assert_allclose(w_jit, w_eager, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(h_jit.loss, h_eager.loss, rtol=1e-12)
     assert h_jit.loss[-1] < 0.5 * h_jit.loss[0]
+
+
+class _Act(Module):
+    """A module whose configuration holds a function."""
+
+    w: np.ndarray
+    activation: object = static(default=dnp.tanh)
+
+
+def test_save_load_module_with_a_function_in_its_configuration(tmp_path):
+    """Static configuration such as an activation function is stored by name, never pickled."""
+    path = tmp_path / "act.npz"
+    io.save(path, _Act(np.arange(3.0)))
+    back = io.load(path)
+    assert back.activation is dnp.tanh
+    np.testing.assert_array_equal(back.w, np.arange(3.0))
+    with pytest.raises(TypeError, match="lambda or a local function"):
+        io.save(tmp_path / "bad.npz", _Act(np.ones(2), activation=lambda x: x))
