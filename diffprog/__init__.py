@@ -13,6 +13,8 @@ Example::
 
 from . import numpy as numpy  # noqa: F401,I001  (installs tracer methods)
 from . import scipy as scipy  # noqa: F401  (submodules load on first use)
+from . import nn as nn  # noqa: F401,E402
+from . import proba as proba  # noqa: F401,E402
 from .core.api import (
     grad,
     hessian,

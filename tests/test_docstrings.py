@@ -32,6 +32,7 @@ def _public_functions():
                   importlib.import_module("diffprog.derivatives"),
                   importlib.import_module("diffprog.nn"),
                   importlib.import_module("diffprog.optim"),
+                  importlib.import_module("diffprog.proba"),
                   importlib.import_module("diffprog.io")]
     for ns in namespaces:
         names = getattr(ns, "__all__", None) or [n for n in dir(ns) if not n.startswith("_")]

@@ -37,9 +37,25 @@ def _sum_to(r, shape):
     return np.add.reduce(r, axis=axes).reshape(shape)
 
 
+def _matmul_impl(a, b):
+    """``np.matmul``, with a stack of matrices times one matrix done as a single GEMM: for
+    ``a (..., n, k) @ b (k, m)`` the rows of all the matrices of ``a`` form one ``(N, k)``
+    matrix (one BLAS call instead of one per matrix of the stack)."""
+    if a.ndim > 2 and b.ndim == 2 and type(a) is _nd and type(b) is _nd:
+        k = a.shape[-1]
+        return np.matmul(a.reshape(-1, k), b).reshape(a.shape[:-1] + (b.shape[1],))
+    return np.matmul(a, b)
+
+
+def _stack_rows(x):
+    """``(..., n, k) → (N, k)`` (the rows of every matrix of the stack)."""
+    s = shape_of(x)
+    return reshape_p.bind(x, shape=(int(np.prod(s[:-1], dtype=np.int64)), s[-1]))
+
+
 def _matmul_vjp_a(g, ans, a, b):
     if type(g) is _nd and type(b) is _nd and type(a) is _nd and b.ndim >= 2 and a.ndim >= 2:
-        return _sum_to(g @ b.swapaxes(-1, -2), a.shape)
+        return _sum_to(_matmul_impl(g, b.swapaxes(-1, -2)), a.shape)
     sa, sb = shape_of(a), shape_of(b)
     if len(sb) == 1:
         if len(sa) == 1:  # inner product
@@ -56,8 +72,13 @@ def _matmul_vjp_a(g, ans, a, b):
 
 def _matmul_vjp_b(g, ans, a, b):
     if type(g) is _nd and type(a) is _nd and type(b) is _nd and b.ndim >= 2 and a.ndim >= 2:
+        if b.ndim == 2 and a.ndim > 2:      # Σ over the stack of aᵀg: one GEMM of the rows
+            ga = g.reshape(-1, g.shape[-1])
+            return a.reshape(-1, a.shape[-1]).T @ ga
         return _sum_to(a.swapaxes(-1, -2) @ g, b.shape)
     sa, sb = shape_of(a), shape_of(b)
+    if len(sb) == 2 and len(sa) > 2 and shape_of(g)[:-2] == sa[:-2]:
+        return matmul_p.bind(_swap(_stack_rows(a)), _stack_rows(g))
     if len(sa) == 1:
         if len(sb) == 1:
             return g * a
@@ -95,7 +116,7 @@ def _matmul_t(ct, a, b):
     return None, _matmul_vjp_b(ct, None, a, b)
 
 
-matmul_p = Primitive("matmul", np.matmul, jvp=_matmul_jvp, vjps=(_matmul_vjp_a, _matmul_vjp_b),
+matmul_p = Primitive("matmul", _matmul_impl, jvp=_matmul_jvp, vjps=(_matmul_vjp_a, _matmul_vjp_b),
                      transpose=_matmul_t)
 
 
