@@ -1,7 +1,7 @@
 """One training step of the character Transformer: diffprog (eager and jit) against PyTorch eager.
 
 The model is the one of ``examples/char_transformer.py`` (``diffprog.nn.DecoderLM``: token
-embedding + learned positions, pre-norm blocks with causal multi-head attention and an exact-GELU
+embedding + learned positions, pre-norm blocks with causal multi-head attention and a tanh-GELU
 MLP without biases, final LayerNorm, untied disembedding; float32). A step is forward + backward +
 Adam on a batch of random windows. PyTorch runs the same function from the same initial weights
 (copied from the diffprog model) and the script checks that both libraries agree on the first
@@ -29,10 +29,11 @@ CFG = {"vocab": 69, "d_model": 128, "num_heads": 4, "d_ff": 512, "num_layers": 3
 
 
 def _model(context: int):
-    from diffprog.nn import DecoderLM
+    from diffprog.nn import DecoderLM, gelu_tanh
 
     return DecoderLM.init(0, CFG["vocab"], CFG["d_model"], CFG["num_heads"], CFG["d_ff"],
-                          CFG["num_layers"], context, norm="pre", dtype=np.float32)
+                          CFG["num_layers"], context, norm="pre", activation=gelu_tanh,
+                          dtype=np.float32)
 
 
 def _batches(n: int, batch: int, context: int):
@@ -109,7 +110,7 @@ def run_torch(repeat: int, batch: int, context: int) -> dict:
             a = torch.softmax(s.masked_fill(~causal[:L, :L], float("-inf")), dim=-1)
             h = h + (a @ v).transpose(1, 2).reshape(B, L, D) @ w[f"{i}.o"]
             z = torch.nn.functional.layer_norm(h, (D,), w[f"{i}.ln2.g"], w[f"{i}.ln2.b"], 1e-5)
-            h = h + torch.nn.functional.gelu(z @ w[f"{i}.fc1"]) @ w[f"{i}.fc2"]
+            h = h + torch.nn.functional.gelu(z @ w[f"{i}.fc1"], approximate="tanh") @ w[f"{i}.fc2"]
         h = torch.nn.functional.layer_norm(h, (D,), w["ln_f.g"], w["ln_f.b"], 1e-5)
         return h @ w["head"]
 

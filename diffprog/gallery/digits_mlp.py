@@ -88,14 +88,15 @@ def train_digits_mlp(*, hidden: int = 256, epochs: int = 40, batch_size: int = 6
 def digits_mlp(out_dir: Path) -> list[Path]:
     plt = pyplot()
     res = train_digits_mlp()
-    fig = plt.figure(figsize=(13, 4.2))
-    ax = fig.add_subplot(1, 3, 1)
+    fig = plt.figure(figsize=(14, 4.6))
+    grid = fig.add_gridspec(4, 17, wspace=0.6, hspace=0.5)
+    ax = fig.add_subplot(grid[:, 0:5])
     ax.plot(res.loss, lw=0.8)
     ax.set_yscale("log")
     ax.set_xlabel("Adam step")
     ax.set_ylabel("training cross-entropy (nats)")
     ax.set_title(f"test accuracy {100 * res.test_accuracy:.1f}%")
-    ax = fig.add_subplot(1, 3, 2)
+    ax = fig.add_subplot(grid[:, 6:11])
     conf = np.zeros((10, 10), dtype=int)
     np.add.at(conf, (res.y_test, res.test_predictions), 1)
     ax.imshow(conf, cmap="Blues")
@@ -112,12 +113,11 @@ def digits_mlp(out_dir: Path) -> list[Path]:
     wrong = np.flatnonzero(res.test_predictions != res.y_test)
     shown = np.concatenate([wrong[:6], np.flatnonzero(res.test_predictions == res.y_test)])[:24]
     for k, i in enumerate(shown):
-        a = fig.add_subplot(4, 18, 18 * (k // 6) + 13 + k % 6)
+        a = fig.add_subplot(grid[k // 6, 11 + k % 6])
         a.imshow(res.X_test[i].reshape(8, 8), cmap="gray_r")
         ok = res.test_predictions[i] == res.y_test[i]
         a.set_title(str(res.test_predictions[i]), fontsize=8, color="black" if ok else "red")
         a.axis("off")
-    fig.tight_layout()
     path = out_dir / "digits_mlp.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)

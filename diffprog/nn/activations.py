@@ -40,6 +40,7 @@ from ..optim.losses import softplus
 from ..optim.projections import projection_simplex
 from ..scipy import special as _special
 from ..scipy.special import _real_input
+from .primitives import gelu_p, gelu_tanh_p
 
 __all__ = [
     "relu",
@@ -147,7 +148,8 @@ def relu(x: Array) -> Array:
 def gelu(u: Array, approximate: bool = False) -> Array:
     r"""Gaussian error linear unit ``gelu(u) = u Φ(u)``, Φ the standard Normal CDF (Book §4.8.4).
 
-    The exact form is computed as ``½ u erfc(−u/√2)``, accurate in the left tail;
+    The exact form is computed as ``½ u erfc(−u/√2)``, accurate in the left tail, by the fused
+    primitive :data:`~diffprog.nn.primitives.gelu_p` (one ``erfc`` for value and derivative);
     ``approximate=True`` gives the tanh form ``½ u (1 + tanh(√(2/π)(u + 0.044715 u³)))``.
     The exact form satisfies ``gelu(u) − gelu(−u) = u``.
 
@@ -160,8 +162,21 @@ def gelu(u: Array, approximate: bool = False) -> Array:
         raise TypeError(f"gelu: argument 'approximate' must be a bool, got {approximate!r}")
     u = _real_input("gelu", "u", u)
     if approximate:
-        return 0.5 * u * (1.0 + dnp.tanh(_SQRT_2_OVER_PI * (u + 0.044715 * (u * u * u))))
-    return 0.5 * u * _special.erfc(-_SQRT_HALF * u)
+        return gelu_tanh_p.bind(u)
+    return gelu_p.bind(u)
+
+
+def gelu_tanh(u: Array) -> Array:
+    r"""The tanh form of GELU, ``½ u (1 + tanh(√(2/π)(u + 0.044715 u³)))`` (Book §4.8.4): the same
+    as ``gelu(u, approximate=True)``, as a named function (a layer's ``activation`` field is
+    saved by name). About three times cheaper than the exact form on float32 activations.
+
+    Example::
+
+        >>> round(float(gelu_tanh(1.0)), 6)
+        0.841192
+    """
+    return gelu(u, approximate=True)
 
 
 def silu(u: Array) -> Array:

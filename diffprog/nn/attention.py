@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 
 from .. import numpy as dnp
-from ..core.custom import stop_gradient
 from ..core.primitive import Tracer
 from ..core.rng import as_generator
 from ..numpy._base import dtype_of
@@ -33,6 +32,7 @@ from ..scipy.special import softmax
 from .linear import Linear, check_last_dim
 from .module import Module, static
 from .positional import rope as _rope
+from .primitives import masked_softargmax_p
 
 __all__ = [
     "attention",
@@ -124,18 +124,14 @@ def _check_scale(scale: Any, fname: str) -> None:
 
 
 def _masked_softmax(scores: Any, mask: Any) -> Any:
-    """Row-wise softargmax over the last axis restricted to ``mask`` (True = kept).
-
-    ``where(mask, s, −∞)``, shifted by the (constant) row maximum over the kept entries; a row
-    with no kept entry has numerator and denominator 0 and returns zeros. Blocked entries have
-    ``exp(−∞) = 0`` and a zero cotangent, so no ``0·∞`` appears in the backward pass.
+    """Row-wise softargmax over the last axis restricted to ``mask`` (True = kept): the fused
+    primitive :data:`~diffprog.nn.primitives.masked_softargmax_p`, which computes
+    ``where(mask, s, −∞)`` shifted by the row maximum over the kept entries. A row with no kept
+    entry returns zeros; blocked entries have weight 0 and cotangent 0, so no ``0·∞`` appears in
+    the backward pass.
     """
-    z = dnp.where(mask, scores, -np.inf)
-    m = dnp.max(stop_gradient(z), axis=-1, keepdims=True)
-    m = dnp.where(dnp.isfinite(m), m, 0.0)
-    e = dnp.exp(z - m)
-    den = dnp.sum(e, axis=-1, keepdims=True)
-    return e / dnp.where(den > 0, den, 1.0)
+    return masked_softargmax_p.bind(scores, dnp.astype(mask, bool) if isinstance(mask, Tracer)
+                                    else np.asarray(mask, dtype=bool))
 
 
 def attention_weights(q: Any, k: Any, mask: Any = None, scale: Any = None) -> Any:

@@ -39,6 +39,7 @@ _PRIMITIVE_MODULES = (
     "diffprog.numpy.linalg",
     "diffprog.numpy.fft",
     "diffprog.scipy.special",
+    "diffprog.nn",
 )
 for _mod in _PRIMITIVE_MODULES:
     try:
@@ -551,6 +552,20 @@ if _fft is not None:
          args_of(complex_arr((4,))))
     case("fft_irfftn", "irfftn_even", lambda z: _fft.irfftn(z, s=(2, 6)),
          args_of(complex_arr((2, 4))))
+
+
+# --- fused primitives of diffprog.nn (GELU in both forms, masked softargmax)
+_nn = importlib.import_module("diffprog.nn")
+_MASK = np.array([[True, True, False], [False, True, True]])
+case("gelu", "nn", _nn.gelu, args_of(away(0.1, 2)))
+case("gelu_grad", "nn_derivative", lambda u: diffprog.grad(lambda v: dnp.sum(_nn.gelu(v)))(u),
+     args_of(away(0.1, 2)))
+case("gelu_tanh", "nn", _nn.gelu_tanh, args_of(away(0.1, 2)))
+case("gelu_tanh_grad", "nn_derivative",
+     lambda u: diffprog.grad(lambda v: dnp.sum(_nn.gelu_tanh(v)))(u), args_of(away(0.1, 2)))
+case("masked_softargmax", "attention_weights",
+     lambda q, k: _nn.attention_weights(q, k, mask=_MASK, scale=1.0),
+     args_of(uni(-1, 1), uni(-1, 1, (3, 3))))
 
 
 # ----------------------------------------------------------------------------- nondiff table

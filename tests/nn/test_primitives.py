@@ -1,0 +1,120 @@
+"""The fused primitives of diffprog.nn (GELU in both forms, masked softargmax), checked against
+closed forms and brute force (book §4.8.1 attention, §4.8.4 GELU)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import norm
+
+import diffprog
+import diffprog.numpy as dnp
+from diffprog.derivatives import check_grads
+from diffprog.nn import gelu, gelu_tanh
+from diffprog.nn.primitives import masked_softargmax_p
+
+K, A = np.sqrt(2 / np.pi), 0.044715
+
+
+def _gelu_tanh_ref(u):
+    return 0.5 * u * (1 + np.tanh(K * (u + A * u ** 3)))
+
+
+def test_net49_exact_gelu_value_first_and_second_derivative_closed_forms():
+    u = np.linspace(-6, 6, 49)
+    np.testing.assert_allclose(gelu(u), u * norm.cdf(u), rtol=1e-14, atol=1e-300)
+    d1 = diffprog.vmap(diffprog.grad(gelu))(u)
+    np.testing.assert_allclose(d1, norm.cdf(u) + u * norm.pdf(u), rtol=1e-13, atol=1e-15)
+    d2 = diffprog.vmap(diffprog.grad(diffprog.grad(gelu)))(u)
+    np.testing.assert_allclose(d2, norm.pdf(u) * (2 - u ** 2), rtol=1e-12, atol=1e-15)
+    assert diffprog.grad(gelu)(0.0) == 0.5                  # Φ(0), read at u = 0 exactly
+    check_grads(gelu, (u + 0.01,), order=3)
+
+
+def test_gelu_tanh_matches_its_formula_and_the_derivative_of_the_formula():
+    u = np.linspace(-6, 6, 49) + 0.01
+    np.testing.assert_allclose(gelu_tanh(u), _gelu_tanh_ref(u), rtol=1e-14, atol=1e-300)
+    composed = lambda v: 0.5 * v * (1 + dnp.tanh(K * (v + A * v ** 3)))   # second method
+    for order in (1, 2, 3):
+        f, g = gelu_tanh, composed
+        for _ in range(order):
+            f, g = diffprog.grad(f), diffprog.grad(g)
+        np.testing.assert_allclose(diffprog.vmap(f)(u), diffprog.vmap(g)(u), rtol=1e-9,
+                                   atol=1e-12)
+    check_grads(gelu_tanh, (u,), order=3)
+    assert diffprog.grad(gelu_tanh)(0.0) == 0.5
+
+
+@pytest.mark.parametrize("fn", [gelu, gelu_tanh])
+def test_gelu_keeps_float32_and_works_under_jit_and_vmap(fn):
+    u = np.random.default_rng(0).normal(size=(4, 5)).astype(np.float32)
+    assert fn(u).dtype == np.float32
+    g = diffprog.grad(lambda v: dnp.sum(fn(v)))(u)
+    assert g.dtype == np.float32
+    jg = diffprog.jit(diffprog.grad(lambda v: dnp.sum(fn(v))))(u)
+    np.testing.assert_allclose(jg, g, rtol=1e-6)
+    np.testing.assert_allclose(diffprog.vmap(fn)(u), fn(u), rtol=1e-6)
+
+
+def _brute_masked_softmax(x, mask):
+    out = np.zeros_like(x)
+    for idx in np.ndindex(x.shape[:-1]):
+        keep = np.broadcast_to(mask, x.shape)[idx]
+        if keep.any():
+            e = np.exp(x[idx][keep] - x[idx][keep].max())
+            out[idx][keep] = e / e.sum()
+    return out
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 5), st.integers(0, 2 ** 31 - 1))
+def test_net43_masked_softargmax_equals_brute_force(lq, lk, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(2, lq, lk)) * 3
+    mask = rng.random((lq, lk)) < 0.6
+    p = masked_softargmax_p.bind(x, mask)
+    np.testing.assert_allclose(p, _brute_masked_softmax(x, mask), rtol=1e-12, atol=1e-15)
+    assert np.all(p[:, ~mask] == 0.0)
+
+
+def test_net43_masked_entries_and_fully_masked_rows_get_zero_gradient_without_nan():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 4))
+    mask = np.array([[True, False, True, False], [False] * 4, [True] * 4])
+    w = rng.normal(size=(3, 4))
+    g = diffprog.grad(lambda s: dnp.sum(masked_softargmax_p.bind(s, mask) * w))(x)
+    assert np.isfinite(g).all()
+    assert np.all(g[~mask] == 0.0)
+    p = _brute_masked_softmax(x, mask)
+    expected = p * (w - (p * w).sum(-1, keepdims=True))          # (diag p − ppᵀ) w per row
+    np.testing.assert_allclose(g, expected, atol=1e-15)
+    check_grads(lambda s: masked_softargmax_p.bind(s, mask), (x,), order=2)
+
+
+def test_a_jitted_attention_uses_the_mask_it_is_given_each_call():
+    """The mask is an operand, not a constant baked into the compiled program."""
+    x = np.random.default_rng(1).normal(size=(3, 3))
+    f = diffprog.jit(lambda s, m: masked_softargmax_p.bind(s, m))
+    for mask in (np.tril(np.ones((3, 3), bool)), np.triu(np.ones((3, 3), bool))):
+        np.testing.assert_allclose(f(x, mask), _brute_masked_softmax(x, mask), rtol=1e-12)
+
+
+def test_masked_softargmax_batches_over_data_and_masks():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(5, 2, 3))
+    masks = rng.random((5, 2, 3)) < 0.7
+    got = diffprog.vmap(lambda s, m: masked_softargmax_p.bind(s, m))(x, masks)
+    for i in range(5):
+        np.testing.assert_allclose(got[i], _brute_masked_softmax(x[i], masks[i]), rtol=1e-12)
+    got_last = diffprog.vmap(lambda s: masked_softargmax_p.bind(s, masks[0]), in_axes=-1,
+                             out_axes=-1)(np.moveaxis(x[:, None].repeat(2, 1), 0, -1)[0])
+    assert got_last.shape == (2, 3, 5)
+    for i in range(5):
+        np.testing.assert_allclose(got_last[..., i], _brute_masked_softmax(x[i], masks[0]),
+                                   rtol=1e-12)
+    only_mask = diffprog.vmap(lambda m: masked_softargmax_p.bind(x[0], m))(masks)
+    for i in range(5):
+        np.testing.assert_allclose(only_mask[i], _brute_masked_softmax(x[0], masks[i]),
+                                   rtol=1e-12)
