@@ -147,9 +147,16 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=30)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--context", type=int, default=64)
+    p.add_argument("--d-model", type=int, default=CFG["d_model"])
+    p.add_argument("--heads", type=int, default=CFG["num_heads"])
+    p.add_argument("--d-ff", type=int, default=CFG["d_ff"])
+    p.add_argument("--layers", type=int, default=CFG["num_layers"])
     p.add_argument("--libs", nargs="+", default=["torch", "diffprog_jit", "diffprog"])
     p.add_argument("--worker", help=argparse.SUPPRESS)
     a = p.parse_args()
+    CFG.update(d_model=a.d_model, num_heads=a.heads, d_ff=a.d_ff, num_layers=a.layers)
+    sizes = ["--d-model", str(a.d_model), "--heads", str(a.heads), "--d-ff", str(a.d_ff),
+             "--layers", str(a.layers)]
     if a.worker:
         _worker(a.worker, a.repeat, a.batch, a.context)
         return
@@ -162,7 +169,8 @@ def main() -> None:
     for lib in a.libs:
         proc = subprocess.run([sys.executable, __file__, "--worker", lib, "--repeat",
                                str(a.repeat), "--batch", str(a.batch), "--context",
-                               str(a.context)], capture_output=True, text=True, env=env)
+                               str(a.context), *sizes], capture_output=True, text=True,
+                              env=env)
         if proc.returncode:
             print(f"{lib}: failed\n{proc.stderr[-2000:]}")
             continue

@@ -26,8 +26,10 @@ import numpy as np
 
 from .. import numpy as dnp
 from ..core.custom import stop_gradient
+from ..numpy.structural import normalize_axis
 from .linear import check_last_dim
 from .module import Module, static
+from .primitives import standardize_p
 
 __all__ = ["layer_norm", "LayerNorm", "batch_norm", "BatchNorm", "BatchNormState"]
 
@@ -44,8 +46,22 @@ def layer_norm(x: Any, gamma: Any = None, beta: Any = None, eps: float = 1e-5,
         True
     """
     _check_eps(eps, "layer_norm")
-    mu, var = _moments(x, axis)
-    return _normalize(x, mu, var, gamma, beta, eps)
+    nd = len(dnp.shape(x))
+    if nd == 0:
+        raise ValueError("layer_norm: argument 'x' must have at least one axis")
+    axes = normalize_axis(axis, nd, "layer_norm")
+    if len(axes) != 1:                      # several axes: the composition of the moments
+        mu, var = _moments(x, axis)
+        return _normalize(x, mu, var, gamma, beta, eps)
+    last = axes[0] == nd - 1                # one axis: the fused primitive, on the last axis
+    y = standardize_p.bind(x if last else dnp.moveaxis(x, axes[0], -1), eps=float(eps))
+    if not last:
+        y = dnp.moveaxis(y, -1, axes[0])
+    if gamma is not None:
+        y = y * gamma
+    if beta is not None:
+        y = y + beta
+    return y
 
 
 def _check_eps(eps: float, fname: str) -> None:

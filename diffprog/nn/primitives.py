@@ -22,6 +22,11 @@ differentiation, ``vmap`` and ``jit`` still work):
   (True = kept): blocked entries get probability exactly 0 and cotangent exactly 0, and a row
   with no kept entry is all zeros (never NaN). JVP ``p ⊙ (t − ⟨p, t⟩)``, the same VJP (the
   Jacobian ``diag(p) − ppᵀ`` is symmetric).
+- ``standardize_p``: ``y = (x − μ)/√(σ² + ε)`` over the last axis (the core of layer
+  normalization, §4.5.2). Its JVP and VJP are ``r (t − mean(t) − y mean(y t))`` (the Jacobian
+  ``r(I − 11ᵀ/D − y yᵀ/D)`` is symmetric), with ``r = 1/√(σ² + ε)`` recovered from
+  ``m = mean(y x) = σ² r`` as ``r = 2/(m + √(m² + 4ε))`` (the positive root of
+  ``ε r² + m r − 1 = 0``): two passes over the data instead of recomputing the moments.
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ from .. import numpy as dnp
 from ..core.batching_rules import _elementwise, _ndim, pad_rank, to_front
 from ..core.primitive import Primitive
 
-__all__ = ["gelu_p", "gelu_grad_p", "gelu_tanh_p", "gelu_tanh_grad_p", "masked_softargmax_p"]
+__all__ = ["gelu_p", "gelu_grad_p", "gelu_tanh_p", "gelu_tanh_grad_p", "masked_softargmax_p",
+           "standardize_p"]
 
 _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -191,3 +197,37 @@ masked_softargmax_p.jvp = _masked_softargmax_jvp
 masked_softargmax_p.vjps = (lambda g, ans, x, mask: _softargmax_tangent(ans, g),
                             lambda g, ans, x, mask: None)
 masked_softargmax_p.batch = _masked_softargmax_batch
+
+
+# ------------------------------------------------------------------------- standardize
+def _standardize_impl(x, *, eps):
+    xc = x - x.mean(axis=-1, keepdims=True)
+    var = np.square(xc).mean(axis=-1, keepdims=True)
+    var += eps
+    np.sqrt(var, out=var)
+    xc /= var
+    return xc
+
+
+def _standardize_tangent(x, y, t, eps):
+    m = dnp.mean(y * x, axis=-1, keepdims=True)
+    r = 2.0 / (m + dnp.sqrt(m * m + 4.0 * eps))
+    tm = dnp.mean(t, axis=-1, keepdims=True)
+    ty = dnp.mean(t * y, axis=-1, keepdims=True)
+    return r * (t - tm - y * ty)
+
+
+def _standardize_jvp(primals, tangents, ans, *, eps):
+    t = tangents[0]
+    return None if t is None else _standardize_tangent(primals[0], ans, t, eps)
+
+
+def _standardize_batch(args, dims, *, eps):
+    (x,), (d,) = args, dims
+    return standardize_p.bind(to_front(x, d), eps=eps), 0
+
+
+standardize_p = Primitive("standardize", _standardize_impl)
+standardize_p.jvp = _standardize_jvp
+standardize_p.vjps = (lambda g, ans, x, *, eps: _standardize_tangent(x, ans, g, eps),)
+standardize_p.batch = _standardize_batch

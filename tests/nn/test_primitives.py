@@ -118,3 +118,37 @@ def test_masked_softargmax_batches_over_data_and_masks():
     for i in range(5):
         np.testing.assert_allclose(only_mask[i], _brute_masked_softmax(x[0], masks[i]),
                                    rtol=1e-12)
+
+
+@pytest.mark.parametrize("eps", [0.0, 1e-5, 0.3])
+def test_net32_fused_layer_norm_equals_the_composition_of_its_moments(eps):
+    """The fused standardization (r recovered from mean(y·x)) against the plain composition
+    (x − μ)/√(σ² + ε), in value, gradient and Hessian (a second method for every order)."""
+    from diffprog.nn import layer_norm
+
+    rng = np.random.default_rng(3)
+    x, gamma, beta = rng.normal(size=(3, 6)), rng.normal(size=6), rng.normal(size=6)
+
+    def composed(x):
+        xc = x - dnp.mean(x, axis=-1, keepdims=True)
+        return xc / dnp.sqrt(dnp.mean(xc * xc, axis=-1, keepdims=True) + eps) * gamma + beta
+
+    f = lambda x: dnp.sum(dnp.sin(layer_norm(x, gamma, beta, eps)))
+    g = lambda x: dnp.sum(dnp.sin(composed(x)))
+    np.testing.assert_allclose(layer_norm(x, gamma, beta, eps), composed(x), atol=1e-14)
+    np.testing.assert_allclose(diffprog.grad(f)(x), diffprog.grad(g)(x), atol=1e-13)
+    np.testing.assert_allclose(diffprog.hessian(f)(x), diffprog.hessian(g)(x), atol=1e-12)
+    check_grads(lambda x: layer_norm(x, gamma, beta, eps), (x,), order=2)
+
+
+def test_layer_norm_over_other_axes_and_under_vmap():
+    from diffprog.nn import layer_norm
+
+    x = np.random.default_rng(4).normal(size=(4, 3, 5))
+    mu, sd = x.mean(0, keepdims=True), np.sqrt(x.var(0, keepdims=True) + 1e-3)
+    np.testing.assert_allclose(layer_norm(x, axis=0, eps=1e-3), (x - mu) / sd, atol=1e-14)
+    mu2, sd2 = x.mean((1, 2), keepdims=True), np.sqrt(x.var((1, 2), keepdims=True) + 1e-3)
+    np.testing.assert_allclose(layer_norm(x, axis=(1, 2), eps=1e-3), (x - mu2) / sd2,
+                               atol=1e-14)
+    v = diffprog.vmap(lambda r: layer_norm(r, eps=1e-3), in_axes=2, out_axes=2)(x)
+    np.testing.assert_allclose(v, layer_norm(x, axis=1, eps=1e-3), atol=1e-14)

@@ -563,6 +563,7 @@ case("gelu_grad", "nn_derivative", lambda u: diffprog.grad(lambda v: dnp.sum(_nn
 case("gelu_tanh", "nn", _nn.gelu_tanh, args_of(away(0.1, 2)))
 case("gelu_tanh_grad", "nn_derivative",
      lambda u: diffprog.grad(lambda v: dnp.sum(_nn.gelu_tanh(v)))(u), args_of(away(0.1, 2)))
+case("standardize", "layer_norm", lambda x: _nn.layer_norm(x, eps=1e-3), args_of(uni(-1, 1)))
 case("masked_softargmax", "attention_weights",
      lambda q, k: _nn.attention_weights(q, k, mask=_MASK, scale=1.0),
      args_of(uni(-1, 1), uni(-1, 1, (3, 3))))
