@@ -322,3 +322,27 @@ def test_net63_attention_weights_are_causal(positional):
     np.testing.assert_allclose(lm.attention_weights(toks), expected, atol=0)
     with pytest.raises(ValueError, match="'layer'"):
         lm.attention_weights(toks, layer=2)
+
+
+@pytest.mark.parametrize("positional", ["learned", "sinusoidal", "rope"])
+def test_whole_decoder_lm_passes_check_grads(positional):
+    """The full model (embedding, positions, causal block, head): the teacher-forced loss's
+    derivatives w.r.t. every parameter against finite differences, both modes (NET-63/65)."""
+    from diffprog.derivatives import check_grads
+
+    lm = DecoderLM.init(1, 6, 4, 2, 8, 1, 5, positional=positional)
+    tokens = np.array([[1, 4, 2, 5, 0]])
+
+    def loss(model):
+        return token_cross_entropy(model(tokens[:, :-1]), tokens[:, 1:])
+
+    check_grads(loss, (lm,), order=1)
+
+
+def test_learned_positional_encoding_passes_check_grads():
+    from diffprog.derivatives import check_grads
+    from diffprog.nn import LearnedPositionalEncoding
+
+    pe = LearnedPositionalEncoding.init(0, 6, 3)
+    w = np.random.default_rng(0).normal(size=(4, 3))
+    check_grads(lambda p: (p(4, start=1) * w).sum() + (p(2) ** 2).sum(), (pe,), order=2)
