@@ -11,6 +11,7 @@ Example::
     4.0
 """
 
+from .core import allocator as _allocator  # noqa: F401,I001  (malloc reuse, see its docstring)
 from . import numpy as numpy  # noqa: F401,I001  (installs tracer methods)
 from . import scipy as scipy  # noqa: F401  (submodules load on first use)
 from . import nn as nn  # noqa: F401,E402

@@ -8,16 +8,15 @@ fifteen over the attention scores. These primitives compute the same functions i
 with rules that are themselves written with differentiable operations (so every order of
 differentiation, ``vmap`` and ``jit`` still work):
 
-- ``gelu_p``: ``u Φ(u) = ½ u erfc(−u/√2)``, one ``erfc``. Its derivative ``Φ(u) + u φ(u)`` is
-  ``gelu_grad_p(u, gelu(u))``, which reads ``Φ(u) = gelu(u)/u`` off the forward result (``½`` at
-  ``u = 0``) instead of evaluating ``erfc`` again. ``gelu_grad_p`` is exact only on the pairs
-  ``(u, gelu(u))`` it is given, so its rules differentiate the composition ``u ↦ gelu'(u)``: the
-  derivative in ``u`` is ``gelu''(u) = φ(u)(2 − u²)`` and the one in the second argument is 0.
-- ``gelu_tanh_p``: the tanh form ``½ u (1 + tanh(k(u + a u³)))`` (``k = √(2/π)``,
-  ``a = 0.044715``) in nine in-place passes; its derivative ``gelu_tanh_grad_p(u, gelu(u))``
-  uses ``c = gelu(u)/u = ½(1 + tanh(…))`` from the forward result:
-  ``c + 2 k u c (1 − c)(1 + 3 a u²)``; its own derivative ``k(1 − T²)(P − k u T P² + 3 a u²)``
-  (``T = tanh(…)``, ``P = 1 + 3 a u²``) is written with differentiable operations.
+- ``gelu_p``: ``u Φ(u) = ½ u erfc(−u/√2)``, one ``erfc``; ``gelu_tanh_p``: the tanh form
+  ``½ u (1 + tanh(k(u + a u³)))`` (``k = √(2/π)``, ``a = 0.044715``) in nine in-place passes.
+  Their JVP and VJP are one more primitive each, ``gelu_grad_p(t, u, gelu(u)) = t ⊙ gelu'(u)``
+  (``t`` the tangent or the cotangent), which reads ``c(u) = gelu(u)/u`` off the forward result
+  (``Φ(u)``, resp. ``½(1 + tanh(…))``; ``½`` at ``u = 0``) instead of evaluating ``erfc`` or
+  ``tanh`` again, and multiplies by ``t`` in the same pass. It is exact only on the triples it is
+  given, so its rules differentiate the composition: linear in ``t``, ``t ⊙ gelu''(u)`` in
+  ``u`` (``φ(u)(2 − u²)``, resp. ``k(1 − T²)(P − k u T P² + 3 a u²)``, written with
+  differentiable operations), zero in the forward result.
 - ``masked_softargmax_p``: ``softargmax`` over the last axis restricted to a boolean mask
   (True = kept): blocked entries get probability exactly 0 and cotangent exactly 0, and a row
   with no kept entry is all zeros (never NaN). JVP ``p ⊙ (t − ⟨p, t⟩)``, the same VJP (the
@@ -57,42 +56,28 @@ def _gelu_impl(u):
     return phi[()] if phi.ndim == 0 else phi
 
 
-def _gelu_grad_impl(u, ans):
-    shape = np.shape(u)
-    u = np.atleast_1d(u)
+def _ratio(u, ans):
+    """``ans / u`` with the value ``½`` at ``u = 0`` (both GELUs are ``u c(u)``, ``c(0) = ½``)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        cdf = np.asarray(ans / u)
-    cdf = np.where(u == 0, np.asarray(0.5, dtype=cdf.dtype), cdf)
+        c = np.asarray(ans / u)
+    return np.where(u == 0, np.asarray(0.5, dtype=c.dtype), c)
+
+
+def _gelu_derivative(u, ans):
+    """``gelu'(u) = Φ(u) + u φ(u)`` with ``Φ(u) = gelu(u)/u``."""
     e = np.multiply(u, u)
     e *= -0.5
     np.exp(e, out=e)
     e *= u
     e *= _INV_SQRT_2PI
-    e += cdf
-    return e.reshape(shape) if shape else e[0]
+    e += _ratio(u, ans)
+    return e
 
 
 def _gelu_second(u):
     """``gelu''(u) = φ(u)(2 − u²)``, written with differentiable operations."""
     u2 = u * u
     return dnp.exp(-0.5 * u2) * (2.0 - u2) * _INV_SQRT_2PI
-
-
-gelu_p = Primitive("gelu", _gelu_impl)
-gelu_grad_p = Primitive("gelu_grad", _gelu_grad_impl)
-gelu_p.jvp = lambda primals, tangents, ans: tangents[0] * gelu_grad_p.bind(primals[0], ans)
-gelu_p.vjps = (lambda g, ans, u: g * gelu_grad_p.bind(u, ans),)
-
-
-def _gelu_grad_jvp(primals, tangents, ans):
-    t = tangents[0]
-    return None if t is None else t * _gelu_second(primals[0])
-
-
-gelu_grad_p.jvp = _gelu_grad_jvp
-gelu_grad_p.vjps = (lambda g, ans, u, a: g * _gelu_second(u), lambda g, ans, u, a: None)
-gelu_p.batch = _elementwise(gelu_p)
-gelu_grad_p.batch = _elementwise(gelu_grad_p)
 
 
 # ------------------------------------------------------------------------- tanh GELU
@@ -115,12 +100,9 @@ def _gelu_tanh_impl(u):
     return s.reshape(shape) if shape else s[0]
 
 
-def _gelu_tanh_grad_impl(u, ans):
-    shape = np.shape(u)
-    u = np.atleast_1d(u)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        c = np.asarray(ans / u)
-    c = np.where(u == 0, np.asarray(0.5, dtype=c.dtype), c)
+def _gelu_tanh_derivative(u, ans):
+    """``c + 2 k u c (1 − c)(1 + 3 a u²)`` with ``c = gelu(u)/u = ½(1 + tanh(…))``."""
+    c = _ratio(u, ans)
     q = np.multiply(u, u)
     q *= 3.0 * _A
     q += 1.0
@@ -129,7 +111,7 @@ def _gelu_tanh_grad_impl(u, ans):
     q *= c
     q *= 1.0 - c
     q += c
-    return q.reshape(shape) if shape else q[0]
+    return q
 
 
 def _gelu_tanh_second(u):
@@ -140,23 +122,47 @@ def _gelu_tanh_second(u):
     return _K * (1.0 - T * T) * (P - _K * u * T * P * P + 3.0 * _A * u2)
 
 
-gelu_tanh_p = Primitive("gelu_tanh", _gelu_tanh_impl)
-gelu_tanh_grad_p = Primitive("gelu_tanh_grad", _gelu_tanh_grad_impl)
-gelu_tanh_p.jvp = lambda primals, tangents, ans: tangents[0] * gelu_tanh_grad_p.bind(primals[0],
-                                                                                     ans)
-gelu_tanh_p.vjps = (lambda g, ans, u: g * gelu_tanh_grad_p.bind(u, ans),)
+def _elementwise_pair(name, value_impl, derivative, second):
+    """``f_p`` (value) and ``grad_p(t, u, f(u)) = t ⊙ f'(u)``, which serves as the JVP
+    (``t`` = tangent) and the VJP (``t`` = cotangent) of ``f_p``. ``grad_p`` is linear in
+    ``t``; its derivative in ``u`` is ``t ⊙ f''(u)`` (``second``), in ``f(u)`` zero."""
+
+    def derivative_impl(t, u, ans):
+        shape = np.broadcast_shapes(np.shape(t), np.shape(u))
+        d = derivative(np.atleast_1d(u), ans)
+        if d.shape == shape:
+            d *= t                        # the usual case: t has u's shape, one pass in place
+        else:
+            d = np.multiply(d.reshape(np.shape(u)), t)   # t batched beyond u (jacobians)
+        return d.reshape(shape) if shape else d.reshape(())[()]
+
+    f_p = Primitive(name, value_impl)
+    grad_p = Primitive(name + "_grad", derivative_impl)
+    f_p.jvp = lambda primals, tangents, ans: grad_p.bind(tangents[0], primals[0], ans)
+    f_p.vjps = (lambda g, ans, u: grad_p.bind(g, u, ans),)
+
+    def grad_jvp(primals, tangents, ans):
+        t, u, a = primals
+        dt, du, _ = tangents
+        out = None if dt is None else grad_p.bind(dt, u, a)
+        if du is not None:
+            d = t * second(u) * du
+            out = d if out is None else out + d
+        return out
+
+    grad_p.jvp = grad_jvp
+    grad_p.vjps = (lambda g, ans, t, u, a: grad_p.bind(g, u, a),
+                   lambda g, ans, t, u, a: g * t * second(u),
+                   lambda g, ans, t, u, a: None)
+    f_p.batch = _elementwise(f_p)
+    grad_p.batch = _elementwise(grad_p)
+    return f_p, grad_p
 
 
-def _gelu_tanh_grad_jvp(primals, tangents, ans):
-    t = tangents[0]
-    return None if t is None else t * _gelu_tanh_second(primals[0])
-
-
-gelu_tanh_grad_p.jvp = _gelu_tanh_grad_jvp
-gelu_tanh_grad_p.vjps = (lambda g, ans, u, a: g * _gelu_tanh_second(u),
-                         lambda g, ans, u, a: None)
-gelu_tanh_p.batch = _elementwise(gelu_tanh_p)
-gelu_tanh_grad_p.batch = _elementwise(gelu_tanh_grad_p)
+gelu_p, gelu_grad_p = _elementwise_pair("gelu", _gelu_impl, _gelu_derivative, _gelu_second)
+gelu_tanh_p, gelu_tanh_grad_p = _elementwise_pair("gelu_tanh", _gelu_tanh_impl,
+                                                  _gelu_tanh_derivative,
+                                                  _gelu_tanh_second)
 
 
 # ------------------------------------------------------------------- masked softargmax

@@ -152,3 +152,13 @@ def test_layer_norm_over_other_axes_and_under_vmap():
                                atol=1e-14)
     v = diffprog.vmap(lambda r: layer_norm(r, eps=1e-3), in_axes=2, out_axes=2)(x)
     np.testing.assert_allclose(v, layer_norm(x, axis=1, eps=1e-3), atol=1e-14)
+
+
+@pytest.mark.parametrize("fn", [gelu, gelu_tanh])
+def test_gelu_jacobians_with_batched_tangents_are_diagonal(fn):
+    """jacfwd pushes a batch of tangents through one unbatched u (the tangent is batched
+    beyond u's shape); jacrev pulls a batch of cotangents."""
+    u = np.linspace(-2, 2, 5) + 0.1
+    d1 = diffprog.vmap(diffprog.grad(fn))(u)
+    for jac in (diffprog.jacfwd, diffprog.jacrev):
+        np.testing.assert_allclose(jac(fn)(u), np.diag(d1), atol=1e-15)
