@@ -3,9 +3,10 @@
 The model is the one of ``examples/char_transformer.py`` (``diffprog.nn.DecoderLM``: token
 embedding + learned positions, pre-norm blocks with causal multi-head attention and a tanh-GELU
 MLP without biases, final LayerNorm, untied disembedding; float32). A step is forward + backward +
-Adam on a batch of random windows. PyTorch runs the same function from the same initial weights
-(copied from the diffprog model) and the script checks that both libraries agree on the first
-loss and on the parameters after the first step before timing anything.
+Adam on a batch of random windows (``diffprog_jit`` compiles the whole step, Adam included).
+PyTorch runs the same function from the same initial weights (copied from the diffprog model)
+and the script checks that both libraries agree on the first loss and on the parameters after
+the first step before timing anything.
 
 Each library runs in its own process with one thread (``OMP_NUM_THREADS=1`` and friends;
 ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE`` are unset, see DESIGN.md). The median over
@@ -70,15 +71,17 @@ def run_diffprog(jit: bool, repeat: int, batch: int, context: int) -> dict:
     def loss(m, b):
         return token_cross_entropy(m(b[0]), b[1])
 
-    vg = diffprog.value_and_grad(loss)
-    if jit:
-        vg = diffprog.jit(vg)
+    def step(m, s, b):
+        value, g = diffprog.value_and_grad(loss)(m, b)
+        updates, s = opt.update(g, s, m)
+        return apply_updates(m, updates), s, value
+
+    if jit:                      # the whole step, Adam included, is one compiled program
+        step = diffprog.jit(step)
     times, first = [], None
     for i, b in enumerate(_batches(repeat + 3, batch, context)):
         t0 = time.perf_counter()
-        value, g = vg(model, b)
-        updates, state = opt.update(g, state, model)
-        model = apply_updates(model, updates)
+        model, state, value = step(model, state, b)
         t1 = time.perf_counter()
         if i == 0:
             first = {"loss": float(value), "after": {k: v.tolist() for k, v in

@@ -4,7 +4,7 @@ optionally save the trained model.
 
     python examples/char_transformer.py [--steps 1500] [--save model.npz]
 
-About four minutes on two CPU cores. The training code lives in
+About three minutes on two CPU cores. The training code lives in
 ``diffprog/gallery/char_transformer.py``.
 """
 

@@ -310,7 +310,7 @@ class _Entry:
 
 
 def _leaf_signature(x):
-    if isinstance(x, np.ndarray):
+    if isinstance(x, (np.ndarray, np.generic)):   # a NumPy scalar promotes like a 0-d array
         return (x.shape, x.dtype)
     if isinstance(x, Tracer):
         v = x.primal_value

@@ -160,6 +160,7 @@ from .schedules import (
     linear_warmup,
     piecewise_constant_schedule,
     polynomial_schedule,
+    schedule_value,
     step_decay_schedule,
     warmup_cosine_decay_schedule,
 )
@@ -460,5 +461,6 @@ __all__ = [
     "two_loop_recursion",
     "two_timescale_parameters",
     "warmup_cosine_decay_schedule",
+    "schedule_value",
     "wolfe_linesearch",
 ]

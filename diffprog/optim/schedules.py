@@ -18,6 +18,11 @@ import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
 
+import numpy as np
+
+from ..core.batching_rules import _elementwise
+from ..core.primitive import Primitive
+
 __all__ = [
     "constant_schedule",
     "cosine_decay_schedule",
@@ -29,11 +34,49 @@ __all__ = [
     "linear_warmup",
     "piecewise_constant_schedule",
     "polynomial_schedule",
+    "schedule_value",
     "step_decay_schedule",
     "warmup_cosine_decay_schedule",
 ]
 
 Schedule = Callable[[int], float]
+
+
+def _schedule_impl(count, *, schedule):
+    c = np.asarray(count)
+    values = np.array([float(schedule(int(k))) for k in c.ravel()]).reshape(c.shape)
+    if not np.all(np.isfinite(values)) or np.any(values < 0):
+        raise ValueError(f"schedule_value: the schedule returned {values.ravel()[:4]} at step "
+                         f"{c.ravel()[:4]}; expected finite values >= 0")
+    return values
+
+
+#: ``schedule(count)`` as a (non-differentiable) primitive: under ``jit`` the Python schedule is
+#: a parameter of the program and runs on the concrete step count at every call
+schedule_value_p = Primitive("schedule_value", _schedule_impl, nondiff=True)
+schedule_value_p.batch = _elementwise(schedule_value_p)
+
+
+def schedule_value(schedule: Schedule, count):
+    """``schedule(count)`` for a step count that may be traced (book §16.2.2).
+
+    Schedules are plain Python functions of an int. Inside :func:`diffprog.jit` the step count of
+    an optimizer state is a traced value, so the optimizers evaluate their schedule through this
+    function: the schedule becomes a parameter of the compiled program and is called on the
+    concrete count each time the program runs (the value is a float64 scalar; it carries no
+    derivative).
+
+    Example::
+
+        >>> import diffprog
+        >>> s = cosine_decay_schedule(1.0, decay_steps=10)
+        >>> f = diffprog.jit(lambda c: schedule_value(s, c))
+        >>> float(f(np.asarray(5))), float(f(np.asarray(10)))
+        (0.5, 0.0)
+    """
+    if not callable(schedule):
+        raise TypeError(f"schedule_value: 'schedule' must be callable, got {schedule!r}")
+    return schedule_value_p.bind(count, schedule=schedule)
 
 
 def _real(name: str, arg: str, v, *, positive: bool = False, nonneg: bool = False) -> float:

@@ -42,7 +42,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .. import numpy as dnp
+from ..core.primitive import Tracer
 from ..core.pytree import tree_flatten, tree_leaves, tree_map, tree_structure
+from ..numpy._base import dtype_of
+from .schedules import schedule_value
 
 __all__ = [
     "GradientTransformation",
@@ -147,7 +151,15 @@ def _count0() -> np.ndarray:
 
 
 def _next(count: np.ndarray) -> np.ndarray:
+    if isinstance(count, Tracer):           # inside jit: the count is part of the traced state
+        return count + 1
     return np.asarray(count + 1, dtype=np.int64)
+
+
+def _like(s: Any, x: Any) -> Any:
+    """A traced scalar factor ``s`` cast to the dtype of ``x`` (float32 stays float32); Python
+    and concrete factors are returned as they are."""
+    return dnp.astype(s, dtype_of(x)) if isinstance(s, Tracer) else s
 
 
 def _check_nonneg(name: str, arg: str, value: float) -> float:
@@ -175,6 +187,8 @@ def _check_lr(name: str, lr: ScalarOrSchedule) -> ScalarOrSchedule:
 def _lr_at(name: str, lr: ScalarOrSchedule, count: Any) -> float:
     if not callable(lr):
         return lr
+    if isinstance(count, Tracer):
+        return schedule_value(lr, count)
     value = float(lr(int(count)))
     if not math.isfinite(value) or value < 0:
         raise ValueError(
@@ -295,8 +309,12 @@ def scale_by_schedule(schedule: Schedule) -> GradientTransformation:
 
     def update(updates, state, params=None):
         _check_state("scale_by_schedule", state, ScaleByScheduleState)
-        s = float(schedule(int(state.count)))
-        return tree_map(lambda u: s * u, updates), ScaleByScheduleState(_next(state.count))
+        if isinstance(state.count, Tracer):
+            s = schedule_value(schedule, state.count)
+        else:
+            s = float(schedule(int(state.count)))
+        return tree_map(lambda u: _like(s, u) * u, updates), ScaleByScheduleState(
+            _next(state.count))
 
     return GradientTransformation(init, update)
 
@@ -309,8 +327,10 @@ def global_norm(tree: Any) -> float:
         >>> global_norm([3.0, {"a": 4.0}])
         5.0
     """
-    return float(math.sqrt(sum(float(np.sum(np.abs(np.asarray(x)) ** 2))
-                               for x in tree_leaves(tree))))
+    leaves = tree_leaves(tree)
+    if any(isinstance(x, Tracer) for x in leaves):      # inside jit: a traced scalar
+        return dnp.sqrt(sum(dnp.sum(dnp.abs(x) ** 2) for x in leaves))
+    return float(math.sqrt(sum(float(np.sum(np.abs(np.asarray(x)) ** 2)) for x in leaves)))
 
 
 def clip_by_global_norm(max_norm: float) -> GradientTransformation:
@@ -329,6 +349,9 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
     def update(updates, state, params=None):
         _check_finite("clip_by_global_norm", updates)
         n = global_norm(updates)
+        if isinstance(n, Tracer):        # inside jit: min(1, max_norm/‖u‖) without a branch
+            f = dnp.minimum(1.0, max_norm / dnp.maximum(n, np.finfo(np.float64).tiny))
+            return tree_map(lambda u: u * _like(f, u), updates), state
         if n <= max_norm:
             return updates, state
         f = max_norm / n
@@ -454,7 +477,8 @@ def sgd(lr: ScalarOrSchedule, momentum: float | None = None,
             _check_state(name, state, ScaleByScheduleState)
             _check_finite(name, updates)
             g = _lr_at(name, lr, state.count)
-            return tree_map(lambda u: -g * u, updates), ScaleByScheduleState(_next(state.count))
+            return (tree_map(lambda u: -_like(g, u) * u, updates),
+                    ScaleByScheduleState(_next(state.count)))
 
         return GradientTransformation(init, update)
 
@@ -468,9 +492,9 @@ def sgd(lr: ScalarOrSchedule, momentum: float | None = None,
         g = _lr_at(name, lr, state.count)
         v = tree_map(lambda v, u: nu * v + u, state.trace, updates)
         if nesterov:
-            out = tree_map(lambda u, v: -g * (u + nu * v), updates, v)
+            out = tree_map(lambda u, v: -_like(g, u) * (u + nu * v), updates, v)
         else:
-            out = tree_map(lambda v: -g * v, v)
+            out = tree_map(lambda v: -_like(g, v) * v, v)
         return out, TraceState(count=_next(state.count), trace=v)
 
     return GradientTransformation(init_m, update_m)
@@ -501,7 +525,7 @@ def momentum(lr: ScalarOrSchedule, beta: float = 0.9) -> GradientTransformation:
     def update(updates, state, params=None):
         _check_update(name, updates, state, TraceState, "trace")
         g = _lr_at(name, lr, state.count)
-        v = tree_map(lambda v, u: beta * v - g * u, state.trace, updates)
+        v = tree_map(lambda v, u: beta * v - _like(g, u) * u, state.trace, updates)
         return v, TraceState(count=_next(state.count), trace=v)
 
     return GradientTransformation(init, update)
@@ -543,7 +567,7 @@ def sign_descent(lr: ScalarOrSchedule) -> GradientTransformation:
         _check_state(name, state, ScaleByScheduleState)
         _check_finite(name, updates)
         g = _lr_at(name, lr, state.count)
-        out = tree_map(lambda u: 0.0 - g * np.sign(u), updates)
+        out = tree_map(lambda u: 0.0 - _like(g, u) * np.sign(u), updates)
         return out, ScaleByScheduleState(_next(state.count))
 
     return GradientTransformation(init, update)
@@ -574,7 +598,7 @@ def adagrad(lr: ScalarOrSchedule, eps: float = 1e-10,
         _check_update(name, updates, state, ScaleByAdagradState, "sum_of_squares")
         g = _lr_at(name, lr, state.count)
         s = tree_map(lambda s, u: s + np.abs(u) ** 2, state.sum_of_squares, updates)
-        out = tree_map(lambda u, s: -g * u / (np.sqrt(s) + eps), updates, s)
+        out = tree_map(lambda u, s: -_like(g, u) * u / (np.sqrt(s) + eps), updates, s)
         return out, ScaleByAdagradState(count=_next(state.count), sum_of_squares=s)
 
     return GradientTransformation(init, update)
@@ -603,7 +627,7 @@ def rmsprop(lr: ScalarOrSchedule, decay: float = 0.9, eps: float = 1e-8) -> Grad
         _check_update(name, updates, state, ScaleByRmsState, "nu")
         g = _lr_at(name, lr, state.count)
         nu = tree_map(lambda n, u: decay * n + (1 - decay) * np.abs(u) ** 2, state.nu, updates)
-        out = tree_map(lambda u, n: -g * u / (np.sqrt(n) + eps), updates, nu)
+        out = tree_map(lambda u, n: -_like(g, u) * u / (np.sqrt(n) + eps), updates, nu)
         return out, ScaleByRmsState(count=_next(state.count), nu=nu)
 
     return GradientTransformation(init, update)
@@ -628,19 +652,19 @@ def _adam_core(name, lr, b1, b2, eps, bias_correction, eps_inside_sqrt, weight_d
             _check_match(name, params, state.mu, what="state (params)")
         _check_finite(name, updates)
         g = _lr_at(name, lr, state.count)
-        t = int(state.count) + 1
+        t = state.count + 1 if isinstance(state.count, Tracer) else int(state.count) + 1
         mu = tree_map(lambda m, u: b1 * m + (1 - b1) * u, state.mu, updates)
         nu = tree_map(lambda n, u: b2 * n + (1 - b2) * np.abs(u) ** 2, state.nu, updates)
         c1 = 1 - b1 ** t if bias_correction else 1.0
         c2 = 1 - b2 ** t if bias_correction else 1.0
 
         def direction(m, n):
-            mh, nh = m / c1, n / c2
+            mh, nh = m / _like(c1, m), n / _like(c2, n)
             return mh / np.sqrt(nh + eps) if eps_inside_sqrt else mh / (np.sqrt(nh) + eps)
 
-        out = tree_map(lambda m, n: -g * direction(m, n), mu, nu)
+        out = tree_map(lambda m, n: -_like(g, m) * direction(m, n), mu, nu)
         if weight_decay:
-            out = tree_map(lambda o, p: o - g * weight_decay * p, out, params)
+            out = tree_map(lambda o, p: o - _like(g, p) * weight_decay * p, out, params)
         return out, ScaleByAdamState(count=_next(state.count), mu=mu, nu=nu)
 
     return GradientTransformation(init, update)
@@ -702,10 +726,10 @@ def _averaging(name: str, decay: float | None) -> GradientTransformation:
         _need_params(name, params)
         _check_match(name, updates, state.average)
         _check_match(name, params, state.average, what="state (params)")
-        k = int(state.count) + 1
+        k = state.count + 1 if isinstance(state.count, Tracer) else int(state.count) + 1
         new = tree_map(lambda p, u: p + u, params, updates)
         if decay is None:
-            avg = tree_map(lambda a, w: a + (w - a) / k, state.average, new)
+            avg = tree_map(lambda a, w: a + (w - a) / _like(k, a), state.average, new)
         else:
             avg = tree_map(lambda a, w: decay * a + (1 - decay) * w, state.average, new)
         return updates, AveragingState(count=_next(state.count), average=avg)

@@ -40,6 +40,7 @@ _PRIMITIVE_MODULES = (
     "diffprog.numpy.fft",
     "diffprog.scipy.special",
     "diffprog.nn",
+    "diffprog.optim",
 )
 for _mod in _PRIMITIVE_MODULES:
     try:
@@ -599,6 +600,10 @@ nondiff("floor_divide", "operator", lambda x, y: x // y, remainder_pair)
 nondiff("heaviside", "dnp", lambda x: dnp.heaviside(x, 0.5), args_of(away(0.2, 1)))
 
 
+def _linear_schedule(t):
+    return 0.1 * t + 0.5
+
+
 def _bitwise(name):
     # integer/boolean only: the operands are comparisons of traced values
     f = getattr(dnp, name)
@@ -621,6 +626,10 @@ nondiff("argmax", "dnp", lambda x: dnp.argmax(x, axis=1), args_of(distinct()))
 nondiff("argmax", "method", lambda x: x.argmax(), args_of(distinct()))
 nondiff("argmin", "dnp", lambda x: dnp.argmin(x, axis=0), args_of(distinct()))
 nondiff("argmin", "method", lambda x: x.argmin(), args_of(distinct()))
+nondiff("schedule_value", "optim",
+        lambda x: importlib.import_module("diffprog.optim.schedules").schedule_value(
+            _linear_schedule, dnp.astype(x * 3.0 + 5.0, np.int64)),
+        args_of(away(0.2, 1)))
 nondiff("stop_gradient", "api", diffprog.stop_gradient, args_of(uni(-1, 1)),
         locally_constant=False)
 
