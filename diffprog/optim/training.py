@@ -53,6 +53,17 @@ def _progress(iterable: Iterable, total: int, enabled: bool):
     return bar, bar
 
 
+def _training_step(vg: Callable, optimizer: GradientTransformation) -> Callable:
+    """``(params, state, batch) -> (params, state, loss, ‖∇loss‖)``, for ``jit``."""
+
+    def step(params, state, batch):
+        value, g = vg(params) if batch is None else vg(params, batch)
+        updates, state = optimizer.update(g, state, params)
+        return apply_updates(params, updates), state, value, global_norm(g)
+
+    return step
+
+
 def fit(loss_fn: Callable[..., Any], params: Any, optimizer: GradientTransformation,
         data: Iterable | None = None, num_steps: int = 100, *, progress: bool = False,
         opt_state: Any = None, callback: Callable[[int, Any, float], Any] | None = None,
@@ -72,8 +83,9 @@ def fit(loss_fn: Callable[..., Any], params: Any, optimizer: GradientTransformat
         opt_state: a state to resume from (default: ``optimizer.init(params)``).
         callback: ``callback(step, params, loss)`` called after each step; returning ``True``
             stops the loop.
-        jit: compile the loss and its gradient with :func:`diffprog.jit` (traced once per batch
-            shape; the loss must then be free of Python control flow on traced values).
+        jit: compile the whole step (gradient, optimizer update, gradient norm) with
+            :func:`diffprog.jit` (traced once per batch shape; the loss must then be free of
+            Python control flow on traced values).
 
     Raises ``FloatingPointError`` if the loss becomes non-finite (naming the step).
 
@@ -105,8 +117,7 @@ def fit(loss_fn: Callable[..., Any], params: Any, optimizer: GradientTransformat
         batches = iter(data)
 
     vg = value_and_grad(loss_fn)
-    if jit:
-        vg = jit_compile(vg)
+    compiled = jit_compile(_training_step(vg, optimizer)) if jit else None
     state = optimizer.init(params) if opt_state is None else opt_state
     losses: list[float] = []
     norms: list[float] = []
@@ -117,14 +128,24 @@ def fit(loss_fn: Callable[..., Any], params: Any, optimizer: GradientTransformat
                 batch = next(batches)
             except StopIteration:
                 break
-            value, g = vg(params) if data is None else vg(params, batch)
-            value = float(np.asarray(value))
-            if not np.isfinite(value):
-                raise FloatingPointError(f"fit: the loss is {value} at step {step}")
-            updates, state = optimizer.update(g, state, params)
-            params = apply_updates(params, updates)
+            if compiled is not None:     # gradient, update and its norm: one program
+                new_params, new_state, value, norm = compiled(params, state, batch)
+                value, norm = float(np.asarray(value)), float(np.asarray(norm))
+                if not (np.isfinite(value) and np.isfinite(norm)):
+                    what = "loss" if not np.isfinite(value) else "gradient norm"
+                    raise FloatingPointError(f"fit: the {what} is "
+                                             f"{value if what == 'loss' else norm} at step {step}")
+                params, state = new_params, new_state
+            else:
+                value, g = vg(params) if data is None else vg(params, batch)
+                value = float(np.asarray(value))
+                if not np.isfinite(value):
+                    raise FloatingPointError(f"fit: the loss is {value} at step {step}")
+                updates, state = optimizer.update(g, state, params)
+                params = apply_updates(params, updates)
+                norm = global_norm(g)
             losses.append(value)
-            norms.append(global_norm(g))
+            norms.append(norm)
             if bar is not None and step % 10 == 0:
                 bar.set_postfix(loss=f"{value:.4g}")
             if callback is not None and callback(step, params, value) is True:

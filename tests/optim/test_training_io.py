@@ -253,3 +253,18 @@ def test_save_load_module_with_a_function_in_its_configuration(tmp_path):
     np.testing.assert_array_equal(back.w, np.arange(3.0))
     with pytest.raises(TypeError, match="lambda or a local function"):
         io.save(tmp_path / "bad.npz", _Act(np.ones(2), activation=lambda x: x))
+
+
+def test_fit_with_jit_full_batch_and_a_non_finite_loss():
+    """``jit=True`` compiles gradient, update and norm as one program; a full-batch loss works,
+    and a loss that becomes non-finite stops the loop with the step named."""
+    from diffprog.optim import adam, fit, sgd
+
+    w, h = fit(lambda w: dnp.sum((w - 3.0) ** 2), np.zeros(2), adam(0.3), num_steps=60, jit=True)
+    w_e, h_e = fit(lambda w: dnp.sum((w - 3.0) ** 2), np.zeros(2), adam(0.3), num_steps=60)
+    np.testing.assert_allclose(w, w_e, rtol=1e-12)
+    np.testing.assert_allclose(h.grad_norm, h_e.grad_norm, rtol=1e-12)
+    with pytest.raises(FloatingPointError, match="fit: the loss is inf at step"), \
+            np.errstate(over="ignore"):
+        fit(lambda w: dnp.sum(dnp.exp(w * w)), np.array([5.0]), sgd(10.0), num_steps=20,
+            jit=True)
