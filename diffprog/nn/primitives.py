@@ -37,6 +37,7 @@ import numpy as np
 from .. import numpy as dnp
 from ..core.batching_rules import _elementwise, _ndim, pad_rank, to_front
 from ..core.primitive import Primitive
+from ..numpy._base import is_undefined
 
 __all__ = ["gelu_p", "gelu_grad_p", "gelu_tanh_p", "gelu_tanh_grad_p", "masked_softargmax_p",
            "standardize_p"]
@@ -151,6 +152,13 @@ def _elementwise_pair(name, value_impl, derivative, second):
         return out
 
     grad_p.jvp = grad_jvp
+
+    def grad_transpose(ct, t, u, a):
+        if is_undefined(u) or is_undefined(a):
+            raise TypeError(f"{name}_grad is linear only in its first argument")
+        return grad_p.bind(ct, u, a), None, None
+
+    grad_p.transpose = grad_transpose
     grad_p.vjps = (lambda g, ans, t, u, a: grad_p.bind(g, u, a),
                    lambda g, ans, t, u, a: g * t * second(u),
                    lambda g, ans, t, u, a: None)

@@ -162,3 +162,22 @@ def test_gelu_jacobians_with_batched_tangents_are_diagonal(fn):
     d1 = diffprog.vmap(diffprog.grad(fn))(u)
     for jac in (diffprog.jacfwd, diffprog.jacrev):
         np.testing.assert_allclose(jac(fn)(u), np.diag(d1), atol=1e-15)
+
+
+@pytest.mark.parametrize("name", ["gelu", "gelu_tanh", "layer_norm", "masked_attention"])
+def test_linearize_then_transpose_gives_the_jacobian_and_its_transpose(name):
+    """The JVP rules are linear programs that ``linear_transpose`` can transpose (book §8.4.4)."""
+    from diffprog.nn import attention, layer_norm
+
+    mask = np.tril(np.ones((5, 5), bool))
+    f = {"gelu": gelu, "gelu_tanh": gelu_tanh,
+         "layer_norm": lambda x: layer_norm(x, eps=1e-3),
+         "masked_attention": lambda x: attention(x[:, None], x[:, None], x[:, None],
+                                                 mask=mask)[:, 0]}[name]
+    u = np.linspace(-2, 2, 5) + 0.1
+    _, lin = diffprog.linearize(f, u)
+    transposed = diffprog.linear_transpose(lin, u)
+    J = diffprog.jacfwd(f)(u)
+    v = np.random.default_rng(5).normal(size=5)
+    np.testing.assert_allclose(lin(v), J @ v, atol=1e-13)
+    np.testing.assert_allclose(transposed(v)[0], J.T @ v, atol=1e-13)
