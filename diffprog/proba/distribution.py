@@ -27,6 +27,7 @@ import numpy as np
 
 import diffprog.numpy as dnp
 from diffprog.core.primitive import Tracer
+from diffprog.core.pytree import tree_leaves
 from diffprog.core.rng import as_generator
 from diffprog.nn.module import Module
 from diffprog.optim.losses import _concrete
@@ -228,7 +229,13 @@ class Distribution(Module):
         """
         fname = f"{self._name()}.sample"
         g = as_generator(rng, fname)
-        return self._sample(g, sample_shape(shape, fname))
+        out = np.asarray(self._sample(g, sample_shape(shape, fname)))
+        if out.dtype.kind == "f":        # continuous samples in the parameters' precision
+            dtypes = [leaf.dtype for leaf in tree_leaves(self)
+                      if isinstance(leaf, (np.ndarray, np.generic)) and leaf.dtype.kind == "f"]
+            if dtypes and all(d == np.float32 for d in dtypes):
+                out = out.astype(np.float32)
+        return out
 
     def kl(self, other: Distribution) -> Array:
         r"""``KL(self ‖ other) = E_self[log p(Y) − log q(Y)]`` in closed form (book §3.1.2).

@@ -503,3 +503,19 @@ def test_validation_is_skipped_for_traced_parameters():
     assert isinstance(g, Normal) and float(g.scale) < 0
     # construction inside grad with traced values does not raise
     assert math.isclose(float(diffprog.grad(lambda s: Normal(0.0, s).log_prob(0.0))(2.0)), -0.5)
+
+
+def test_float32_distributions_sample_float32():
+    """Continuous samples come in the precision of the parameters when all are float32."""
+    import diffprog.proba as P
+
+    f32 = np.float32
+    for d in (P.Normal(f32(0.5), f32(2.0)), P.Gamma(f32(2.0), f32(1.5)),
+              P.Exponential(f32(2.0)), P.Logistic(f32(0.0), f32(1.0)),
+              P.MultivariateNormal(np.zeros(2, f32), cov=np.eye(2, dtype=f32)),
+              P.Dirichlet(np.array([1.5, 2.0, 3.0], f32))):
+        s = d.sample(0, (3,))
+        assert s.dtype == np.float32, type(d).__name__
+        assert np.all(np.isfinite(s))
+    assert P.Normal(0.5, 2.0).sample(0, (3,)).dtype == np.float64
+    assert P.Categorical(logits=np.zeros(3, f32)).sample(0, (3,)).dtype.kind == "i"
