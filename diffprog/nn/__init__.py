@@ -40,7 +40,7 @@ from .attention import (
 from .batching import PackedBatch, batch_iterator, pack_sequences, random_windows
 from .circuits import ArithmeticCircuit, circuit_size
 from .convolution import Conv, conv, conv_transpose
-from .dropout import Dropout, dropout
+from .dropout import Dropout, dropout, dropout_mask
 from .embedding import Embedding, embed
 from .encoder import EncoderLM, cls_classifier, span_head, token_classifier
 from .encoder_decoder import EncoderDecoder, prefix_lm_inputs
@@ -144,6 +144,7 @@ __all__ = [
     "count_params",
     "dense",
     "dropout",
+    "dropout_mask",
     "embed",
     "execute",
     "feedforward",

@@ -402,3 +402,23 @@ def test_dropout_refuses_to_freeze_its_mask_inside_jit():
     f = diffprog.jit(lambda x: Dropout(0.5)(x, rng=0))
     with pytest.raises(TypeError, match="dropout: inside jit"):
         f(np.ones(4))
+
+
+def test_dropout_inside_jit_with_a_mask_drawn_outside():
+    """``dropout_mask`` draws the keep-mask eagerly; the compiled function uses the mask it is
+    given at each call (a fresh mask per step), with the inverted-dropout scaling."""
+    import diffprog
+    from diffprog.nn import dropout_mask
+
+    x = np.arange(1.0, 9.0)
+    layer = Dropout(0.5)
+    f = diffprog.jit(lambda x, m: layer(x, mask=m))
+    for seed in (0, 1):
+        m = dropout_mask(seed, x.shape, 0.5)
+        np.testing.assert_array_equal(f(x, m), np.where(m, 2.0 * x, 0.0))
+    g = diffprog.grad(lambda x: dnp.sum(dropout(x, 0.25, mask=m)))(x)
+    np.testing.assert_array_equal(g, np.where(m, 1 / 0.75, 0.0))
+    with pytest.raises(ValueError, match="dropout: argument 'mask' must have the shape"):
+        dropout(x, 0.5, mask=m[:3])
+    with pytest.raises(ValueError, match="either 'rng' or 'mask'"):
+        dropout(x, 0.5, rng=0, mask=m)
