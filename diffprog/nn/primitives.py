@@ -37,13 +37,37 @@ import numpy as np
 from .. import numpy as dnp
 from ..core.batching_rules import _elementwise, _ndim, pad_rank, to_front
 from ..core.primitive import Primitive
-from ..numpy._base import is_undefined
+from ..numpy._base import dtype_of, is_undefined
 
 __all__ = ["gelu_p", "gelu_grad_p", "gelu_tanh_p", "gelu_tanh_grad_p", "masked_softargmax_p",
            "standardize_p"]
 
 _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+# ------------------------------------------------------------------- row reductions
+# Sums over the last axis as matrix-vector products: BLAS reads the rows once, about three times
+# faster than ``np.sum`` of a product over short rows (the rules stay differentiable: matmul).
+def _row_sum(a):
+    """``Σ_i a[..., i]`` keeping the axis (NumPy arrays)."""
+    return np.matmul(a, np.ones(a.shape[-1], a.dtype))[..., None]
+
+
+def _row_dot(a, b):
+    """``Σ_i a[..., i] b[..., i]`` keeping the axis (NumPy arrays)."""
+    return np.matmul(a[..., None, :], b[..., :, None])[..., 0]
+
+
+def _row_dot_traced(a, b):
+    """``Σ_i a[..., i] b[..., i]`` keeping the axis, with differentiable operations."""
+    return dnp.matmul(dnp.expand_dims(a, -2), dnp.expand_dims(b, -1))[..., 0]
+
+
+def _row_sum_traced(a):
+    """``Σ_i a[..., i]`` keeping the axis, with differentiable operations."""
+    s = dnp.shape(a)
+    return dnp.expand_dims(dnp.matmul(a, np.ones(s[-1], dtype_of(a))), -1)
 
 
 # ----------------------------------------------------------------------------------- GELU
@@ -180,14 +204,14 @@ def _masked_softargmax_impl(x, mask):
     m[~np.isfinite(m)] = 0.0
     z -= m
     np.exp(z, out=z)
-    s = z.sum(axis=-1, keepdims=True)
+    s = _row_sum(z)
     s[s == 0] = 1.0
     z /= s
     return z
 
 
 def _softargmax_tangent(p, t):
-    return p * (t - dnp.sum(p * t, axis=-1, keepdims=True))
+    return p * (t - _row_dot_traced(p, dnp.broadcast_to(t, dnp.shape(p))))
 
 
 def _masked_softargmax_jvp(primals, tangents, ans):
@@ -215,8 +239,9 @@ masked_softargmax_p.batch = _masked_softargmax_batch
 
 # ------------------------------------------------------------------------- standardize
 def _standardize_impl(x, *, eps):
-    xc = x - x.mean(axis=-1, keepdims=True)
-    var = np.square(xc).mean(axis=-1, keepdims=True)
+    d = x.shape[-1]
+    xc = x - _row_sum(x) / d
+    var = _row_dot(xc, xc) / d
     var += eps
     np.sqrt(var, out=var)
     xc /= var
@@ -224,10 +249,12 @@ def _standardize_impl(x, *, eps):
 
 
 def _standardize_tangent(x, y, t, eps):
-    m = dnp.mean(y * x, axis=-1, keepdims=True)
+    d = float(dnp.shape(y)[-1])
+    t = dnp.broadcast_to(t, dnp.shape(y))
+    m = _row_dot_traced(y, x) / d
     r = 2.0 / (m + dnp.sqrt(m * m + 4.0 * eps))
-    tm = dnp.mean(t, axis=-1, keepdims=True)
-    ty = dnp.mean(t * y, axis=-1, keepdims=True)
+    tm = _row_sum_traced(t) / d
+    ty = _row_dot_traced(t, y) / d
     return r * (t - tm - y * ty)
 
 
