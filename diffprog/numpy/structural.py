@@ -90,7 +90,25 @@ transpose_p = _linear("transpose", _transpose_impl, _transpose_t)
 _add_reduce = np.add.reduce
 
 
+#: below this many elements ``np.add.reduce`` is as fast as a matrix-vector product
+_GEMV_SUM_MIN = 1 << 14
+
+
 def _sum_impl(x, *, axis, keepdims):
+    """``Σ`` over ``axis``. Over the leading axes of a large contiguous float array (the
+    gradient of a bias or a LayerNorm scale: a sum over batch and positions) it is the
+    matrix-vector product ``1ᵀ X`` of the rows, which BLAS computes about four times faster than
+    ``np.add.reduce`` (both accumulate in the array's precision)."""
+    if (type(x) is np.ndarray and x.size >= _GEMV_SUM_MIN and x.dtype.kind == "f"
+            and x.dtype.itemsize >= 4 and x.flags.c_contiguous and axis
+            and axis == tuple(range(len(axis))) and len(axis) < x.ndim):
+        rows = 1
+        for n in x.shape[:len(axis)]:
+            rows *= n
+        if rows > 1:
+            out = np.ones(rows, x.dtype) @ x.reshape(rows, -1)
+            out = out.reshape(x.shape[len(axis):])
+            return out.reshape((1,) * len(axis) + out.shape) if keepdims else out
     return _add_reduce(x, axis=axis, keepdims=keepdims)
 
 
@@ -118,7 +136,7 @@ def unbroadcast(g, shape):
         axes = tuple(range(lead)) + tuple(
             lead + i for i, s in enumerate(shape) if s == 1 and gshape[lead + i] != 1
         )
-        return _add_reduce(g, axis=axes).reshape(shape)
+        return _sum_impl(g, axis=axes, keepdims=False).reshape(shape)
     gshape = shape_of(g)
     if gshape == tuple(shape):
         return g

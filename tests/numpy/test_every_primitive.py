@@ -895,3 +895,21 @@ def test_wrong_rule_caught_inside_a_composition():
     with pytest.raises(AssertionError):
         check_grads(lambda x: dnp.sum(dnp.tanh(bad_vjp.bind(x * 2.0)) ** 2), (x,), order=1,
                     modes=("rev",), atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("axis", [(0,), (0, 1)])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_sum_over_leading_axes_of_large_arrays_as_a_matrix_vector_product(dtype, axis, keepdims):
+    """The fast path of ``sum`` (leading axes, ≥ 16 Ki elements) agrees with NumPy's pairwise
+    summation to the accumulation precision, with the same shape and dtype, in ``grad`` too."""
+    x = np.random.default_rng(0).normal(size=(32, 64, 24)).astype(dtype)
+    got = dnp.sum(x, axis=axis, keepdims=keepdims)
+    want = np.sum(x.astype(np.float64), axis=axis, keepdims=keepdims)
+    assert got.shape == want.shape and got.dtype == dtype
+    np.testing.assert_allclose(got, want, rtol=1e-4 if dtype == np.float32 else 1e-12,
+                               atol=1e-3 if dtype == np.float32 else 1e-10)
+    b = np.random.default_rng(1).normal(size=24).astype(dtype)
+    g = diffprog.grad(lambda b: dnp.sum((x + b) ** 2))(b)        # unbroadcast over (0, 1)
+    np.testing.assert_allclose(g, 2 * (x.astype(np.float64) + b).sum((0, 1)),
+                               rtol=1e-4 if dtype == np.float32 else 1e-12)
