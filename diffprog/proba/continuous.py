@@ -7,6 +7,7 @@ logistic density). Exponential and Gamma live on ``y ≥ 0`` (``log_prob = −in
 
 from __future__ import annotations
 
+import abc
 import math
 from typing import Any
 
@@ -84,8 +85,9 @@ class _LocScale(Distribution):
         """
         return self.loc + 0.0 * self.scale
 
+    @abc.abstractmethod
     def _standard(self, g: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-        raise NotImplementedError
+        """Samples of the standard member (location 0, scale 1) of the family."""
 
     def _sample(self, g: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
         fname = f"{type(self).__name__}.sample"

@@ -20,6 +20,7 @@ Conventions shared by every distribution:
 
 from __future__ import annotations
 
+import abc
 import numbers
 from typing import Any
 
@@ -106,13 +107,13 @@ def outside_to_neginf(value: Array, mask: np.ndarray | None) -> Array:
     return dnp.where(mask, value, -np.inf)
 
 
-class Distribution(Module):
+class Distribution(Module, metaclass=abc.ABCMeta):
     r"""Base class of probability distributions (book §3.1): ``p(y)``, its moments and samples.
 
-    Subclasses implement ``log_prob``, ``mean``, ``variance``, ``mode``, ``entropy`` and
-    ``_sample(generator, shape)``, and ``cdf`` where it has a closed form. The base class adds
-    ``prob = exp ∘ log_prob``, ``stddev``, ``prob_interval(a, b) = F(b) − F(a)`` (book §3.1.2:
-    ``P(a < Y ≤ b) = F(b) − F(a)``), ``sample`` (rng required) and ``kl``.
+    Subclasses implement the abstract methods ``log_prob``, ``mean``, ``variance``, ``mode``,
+    ``entropy`` and ``_sample(generator, shape)``, and ``cdf`` where it has a closed form. The
+    base class adds ``prob = exp ∘ log_prob``, ``stddev``, ``prob_interval(a, b) = F(b) − F(a)``
+    (book §3.1.2: ``P(a < Y ≤ b) = F(b) − F(a)``), ``sample`` (rng required) and ``kl``.
 
     Example:
         >>> from diffprog.proba import Normal
@@ -123,6 +124,7 @@ class Distribution(Module):
     def _name(self) -> str:
         return type(self).__name__
 
+    @abc.abstractmethod
     def log_prob(self, y: Array) -> Array:
         """``log p(y)`` (book §3.1).
 
@@ -131,7 +133,6 @@ class Distribution(Module):
             >>> round(float(Bernoulli(probs=0.8).log_prob(1)), 6)
             -0.223144
         """
-        raise NotImplementedError(f"{self._name()}.log_prob is not implemented")
 
     def prob(self, y: Array) -> Array:
         """``p(y) = exp(log p(y))``: the PMF (discrete) or PDF (continuous). Book §3.1.1–3.1.2.
@@ -163,6 +164,7 @@ class Distribution(Module):
         """
         return self.cdf(b) - self.cdf(a)
 
+    @abc.abstractmethod
     def mean(self) -> Array:
         """``E[Y]`` (book §3.1.1).
 
@@ -171,8 +173,8 @@ class Distribution(Module):
             >>> float(Poisson(rate=3.0).mean())
             3.0
         """
-        raise NotImplementedError(f"{self._name()}.mean is not implemented")
 
+    @abc.abstractmethod
     def variance(self) -> Array:
         """``V[Y] = E[(Y − E[Y])²]`` (book §3.1.1).
 
@@ -181,7 +183,6 @@ class Distribution(Module):
             >>> float(Poisson(rate=3.0).variance())
             3.0
         """
-        raise NotImplementedError(f"{self._name()}.variance is not implemented")
 
     def stddev(self) -> Array:
         """``√V[Y]`` (book §3.1.1).
@@ -193,6 +194,7 @@ class Distribution(Module):
         """
         return dnp.sqrt(self.variance())
 
+    @abc.abstractmethod
     def mode(self) -> Array:
         """``argmax_y p(y)`` (book §3.1.1).
 
@@ -201,8 +203,8 @@ class Distribution(Module):
             >>> float(Normal(1.5, 2.0).mode())
             1.5
         """
-        raise NotImplementedError(f"{self._name()}.mode is not implemented")
 
+    @abc.abstractmethod
     def entropy(self) -> Array:
         r"""Shannon entropy ``H = −E[log p(Y)]`` (book §3.4.3).
 
@@ -211,10 +213,10 @@ class Distribution(Module):
             >>> round(float(Bernoulli(probs=0.5).entropy()), 6)  # log 2
             0.693147
         """
-        raise NotImplementedError(f"{self._name()}.entropy is not implemented")
 
+    @abc.abstractmethod
     def _sample(self, g: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-        raise NotImplementedError(f"{self._name()}.sample is not implemented")
+        """Samples of shape ``shape + batch_shape + event_shape`` drawn from ``g``."""
 
     def sample(self, rng: Any = None, shape: Any = ()) -> np.ndarray:
         """Draw samples of shape ``shape + batch_shape + event_shape`` (book §3.1).
