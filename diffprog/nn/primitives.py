@@ -36,6 +36,7 @@ import numpy as np
 
 from .. import numpy as dnp
 from ..core.batching_rules import _elementwise, _ndim, pad_rank, to_front
+from ..core.blocking import run_blocked
 from ..core.primitive import Primitive
 from ..numpy._base import dtype_of, is_undefined
 
@@ -71,14 +72,20 @@ def _row_sum_traced(a):
 
 
 # ----------------------------------------------------------------------------------- GELU
-def _gelu_impl(u):
+def _float_array(u):
+    """``u`` as a floating array (integers and booleans → float64, floats keep their dtype)."""
     u = np.asarray(u)
+    return u if u.dtype.kind == "f" else u.astype(np.result_type(u.dtype, 1.0))
+
+
+def _gelu_kernel(out, u):
+    """``out = ½ u erfc(−u/√2)``."""
     from scipy.special import erfc
 
-    phi = erfc(u * -_INV_SQRT_2)
-    phi *= 0.5
-    phi *= u
-    return phi[()] if phi.ndim == 0 else phi
+    np.multiply(u, -_INV_SQRT_2, out=out)
+    erfc(out, out=out)
+    out *= 0.5
+    out *= u
 
 
 def _ratio(u, ans):
@@ -88,19 +95,19 @@ def _ratio(u, ans):
     return np.where(u == 0, np.asarray(0.5, dtype=c.dtype), c)
 
 
-def _gelu_derivative(u, ans):
-    """``gelu'(u) = Φ(u) + u φ(u)`` with ``Φ(u) = gelu(u)/u``."""
+def _gelu_grad_kernel(out, t, u, ans):
+    """``out = t ⊙ (Φ(u) + u φ(u))`` with ``Φ(u) = gelu(u)/u`` read off the forward result."""
     e = np.multiply(u, u)
     e *= -0.5
     np.exp(e, out=e)
     e *= u
     e *= _INV_SQRT_2PI
     e += _ratio(u, ans)
-    return e
+    np.multiply(e, t, out=out)
 
 
 def _gelu_second(u):
-    """``gelu''(u) = φ(u)(2 − u²)``, written with differentiable operations."""
+    """``gelu\'\'(u) = φ(u)(2 − u²)``, written with differentiable operations."""
     u2 = u * u
     return dnp.exp(-0.5 * u2) * (2.0 - u2) * _INV_SQRT_2PI
 
@@ -110,33 +117,36 @@ _K = math.sqrt(2.0 / math.pi)
 _A = 0.044715
 
 
-def _gelu_tanh_impl(u):
-    shape = np.shape(u)
-    u = np.atleast_1d(u)
+def _gelu_tanh_kernel(out, u):
+    """``out = ½ u (1 + T)``, ``T = tanh(k u (1 + a u²))``."""
     s = np.multiply(u, u)
-    s *= _A
-    s += 1.0
+    s *= _A * _K
+    s += _K
     s *= u
-    s *= _K
     np.tanh(s, out=s)
     s += 1.0
-    s *= u
-    s *= 0.5
-    return s.reshape(shape) if shape else s[0]
+    np.multiply(s, u, out=out)
+    out *= 0.5
 
 
-def _gelu_tanh_derivative(u, ans):
-    """``c + 2 k u c (1 − c)(1 + 3 a u²)`` with ``c = gelu(u)/u = ½(1 + tanh(…))``."""
-    c = _ratio(u, ans)
-    q = np.multiply(u, u)
-    q *= 3.0 * _A
+def _gelu_tanh_grad_kernel(out, t, u, ans):
+    """``out = ½ t ⊙ (1 + T + k u P (1 − T²))``, ``P = 1 + 3 a u²`` (``T`` recomputed: one
+    ``tanh`` in cache costs less than reading it back from the forward result)."""
+    p = np.multiply(u, u)
+    T = np.multiply(p, _A * _K)
+    T += _K
+    T *= u
+    np.tanh(T, out=T)
+    p *= 3.0 * _A * _K
+    p += _K
+    p *= u
+    q = np.multiply(T, T)
+    np.subtract(1.0, q, out=q)
+    q *= p
+    q += T
     q += 1.0
-    q *= u
-    q *= 2.0 * _K
-    q *= c
-    q *= 1.0 - c
-    q += c
-    return q
+    np.multiply(q, t, out=out)
+    out *= 0.5
 
 
 def _gelu_tanh_second(u):
@@ -147,19 +157,29 @@ def _gelu_tanh_second(u):
     return _K * (1.0 - T * T) * (P - _K * u * T * P * P + 3.0 * _A * u2)
 
 
-def _elementwise_pair(name, value_impl, derivative, second):
-    """``f_p`` (value) and ``grad_p(t, u, f(u)) = t ⊙ f'(u)``, which serves as the JVP
+def _elementwise_pair(name, kernel, grad_kernel, second):
+    """``f_p`` (value) and ``grad_p(t, u, f(u)) = t ⊙ f\'(u)``, which serves as the JVP
     (``t`` = tangent) and the VJP (``t`` = cotangent) of ``f_p``. ``grad_p`` is linear in
-    ``t``; its derivative in ``u`` is ``t ⊙ f''(u)`` (``second``), in ``f(u)`` zero."""
+    ``t``; its derivative in ``u`` is ``t ⊙ f\'\'(u)`` (``second``), in ``f(u)`` zero. Both run
+    their kernels cache-blocked (:func:`~diffprog.core.blocking.run_blocked`)."""
+
+    def value_impl(u):
+        u = _float_array(u)
+        if u.ndim == 0:
+            out = np.empty(1, u.dtype)
+            kernel(out, u.reshape(1))
+            return out[0]
+        return run_blocked(kernel, np.empty_like(u, order="C"), (u,))
 
     def derivative_impl(t, u, ans):
-        shape = np.broadcast_shapes(np.shape(t), np.shape(u))
-        d = derivative(np.atleast_1d(u), ans)
-        if d.shape == shape:
-            d *= t                        # the usual case: t has u's shape, one pass in place
-        else:
-            d = np.multiply(d.reshape(np.shape(u)), t)   # t batched beyond u (jacobians)
-        return d.reshape(shape) if shape else d.reshape(())[()]
+        u, t, ans = _float_array(u), np.asarray(t), np.asarray(ans)
+        shape = np.broadcast_shapes(t.shape, u.shape)
+        dtype = u.dtype if t.shape == shape else np.result_type(u, t)
+        if not shape:
+            out = np.empty(1, dtype)
+            grad_kernel(out, t.reshape(1), u.reshape(1), ans.reshape(1))
+            return out[0]
+        return run_blocked(grad_kernel, np.empty(shape, dtype), (t, u, ans))
 
     f_p = Primitive(name, value_impl)
     grad_p = Primitive(name + "_grad", derivative_impl)
@@ -191,23 +211,61 @@ def _elementwise_pair(name, value_impl, derivative, second):
     return f_p, grad_p
 
 
-gelu_p, gelu_grad_p = _elementwise_pair("gelu", _gelu_impl, _gelu_derivative, _gelu_second)
-gelu_tanh_p, gelu_tanh_grad_p = _elementwise_pair("gelu_tanh", _gelu_tanh_impl,
-                                                  _gelu_tanh_derivative,
-                                                  _gelu_tanh_second)
+gelu_p, gelu_grad_p = _elementwise_pair("gelu", _gelu_kernel, _gelu_grad_kernel, _gelu_second)
+gelu_tanh_p, gelu_tanh_grad_p = _elementwise_pair("gelu_tanh", _gelu_tanh_kernel,
+                                                  _gelu_tanh_grad_kernel, _gelu_tanh_second)
 
 
 # ------------------------------------------------------------------- masked softargmax
-def _masked_softargmax_impl(x, mask):
-    z = np.where(mask, x, np.asarray(-np.inf, dtype=np.result_type(x)))
+def _masked_softargmax_kernel(out, x, keep, blocked, inv_count):
+    """``out = softargmax(x)`` over the last axis with the ``blocked`` entries at ``−∞``.
+
+    Each row is shifted by the mean ``c`` of its kept scores instead of their maximum (a row
+    mean is a matrix-vector product; a row maximum is a slow NumPy reduction over short rows).
+    As the maximum is at least ``c``, the row sum of ``exp(x − c)`` is at least 1 and overflows
+    only when the scores of the row are spread over more than the exponent range; such rows
+    (and rows with non-finite scores) are recomputed with the maximum. A row's result depends
+    on that row's kept scores only, bit for bit."""
+    with np.errstate(over="ignore", invalid="ignore"):   # such rows are recomputed below
+        np.multiply(x, keep, out=out)
+        c = _row_sum(out)
+        c *= inv_count
+        np.subtract(x, c, out=out)
+        np.copyto(out, -np.inf, where=blocked)
+        np.exp(out, out=out)
+        s = _row_sum(out)
+        bad = ~np.isfinite(s)
+        s[s == 0] = 1.0                         # a fully blocked row stays all zeros
+        np.divide(1.0, s, out=s)
+        out *= s
+    if bad.any():
+        rows = np.nonzero(bad[..., 0])
+        out[rows] = _softargmax_rows(np.broadcast_to(x, out.shape)[rows],
+                                     np.broadcast_to(blocked, out.shape)[rows])
+
+
+def _softargmax_rows(x, blocked):
+    """Row-wise softargmax of a 2-D ``x`` with ``blocked`` entries at ``−∞``, shifted by the
+    row maximum (fully blocked rows give zeros)."""
+    z = np.where(blocked, -np.inf, x)
     m = z.max(axis=-1, keepdims=True)
     m[~np.isfinite(m)] = 0.0
     z -= m
     np.exp(z, out=z)
-    s = _row_sum(z)
+    s = z.sum(axis=-1, keepdims=True)
     s[s == 0] = 1.0
     z /= s
     return z
+
+
+def _masked_softargmax_impl(x, mask):
+    x = _float_array(x)
+    mask = np.asarray(mask, dtype=bool)
+    out = np.empty(np.broadcast_shapes(x.shape, mask.shape), x.dtype)
+    keep = mask.astype(x.dtype)
+    count = np.maximum(keep.sum(axis=-1, keepdims=True), 1.0)
+    return run_blocked(_masked_softargmax_kernel, out, (x,), row_ndim=max(mask.ndim, 1),
+                       extra=(keep, ~mask, 1.0 / count))
 
 
 def _softargmax_tangent(p, t):

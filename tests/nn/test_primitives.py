@@ -181,3 +181,71 @@ def test_linearize_then_transpose_gives_the_jacobian_and_its_transpose(name):
     v = np.random.default_rng(5).normal(size=5)
     np.testing.assert_allclose(lin(v), J @ v, atol=1e-13)
     np.testing.assert_allclose(transposed(v)[0], J.T @ v, atol=1e-13)
+
+
+# ------------------------------------------------ large operands (the cache-blocked kernels)
+def test_gelus_on_activations_larger_than_a_block_match_their_closed_forms():
+    """Blocked evaluation (several blocks per array) against the formulas on the whole array."""
+    rng = np.random.default_rng(4)
+    u = rng.normal(size=(64, 48, 40)) * 3                         # 960 KiB: four blocks
+    t = rng.normal(size=u.shape)
+    np.testing.assert_allclose(gelu(u), u * norm.cdf(u), rtol=1e-13, atol=1e-300)
+    np.testing.assert_allclose(gelu_tanh(u), _gelu_tanh_ref(u), rtol=1e-13, atol=1e-15)
+    _, vjp_exact = diffprog.vjp(gelu, u)
+    np.testing.assert_allclose(vjp_exact(t)[0], t * (norm.cdf(u) + u * norm.pdf(u)),
+                               rtol=1e-12, atol=1e-14)
+    T = np.tanh(K * (u + A * u ** 3))
+    d_tanh = 0.5 * (1 + T) + 0.5 * u * K * (1 + 3 * A * u ** 2) * (1 - T ** 2)
+    _, vjp_tanh = diffprog.vjp(gelu_tanh, u)
+    np.testing.assert_allclose(vjp_tanh(t)[0], t * d_tanh, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("fn", [gelu, gelu_tanh])
+def test_gelus_accept_integer_and_boolean_input(fn):
+    np.testing.assert_allclose(fn(np.array([-2, 0, 3])), fn(np.array([-2.0, 0.0, 3.0])))
+    np.testing.assert_allclose(fn(np.array([True, False])), fn(np.array([1.0, 0.0])))
+
+
+def test_masked_softargmax_on_scores_larger_than_a_block_equals_brute_force():
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(6, 8, 64, 64)).astype(np.float32) * 4    # 6 MiB of float32 scores
+    mask = np.tril(np.ones((64, 64), bool))
+    p = masked_softargmax_p.bind(x, mask)
+    assert p.dtype == np.float32
+    ref = _brute_masked_softmax(x.astype(np.float64), mask)
+    np.testing.assert_allclose(p, ref, rtol=2e-6, atol=1e-7)
+    assert np.all(p[..., ~mask] == 0.0)
+
+
+def test_masked_softargmax_rows_spread_beyond_the_exponent_range_and_non_finite_scores():
+    """Rows whose scores span more than exp's range are recomputed with the row maximum;
+    +inf or NaN at a blocked entry does not leak; a kept NaN gives a NaN row, as in NumPy."""
+    x = np.array([[0.0, 2000.0, -1500.0, 1.0],       # spread far beyond float64's exp range
+                  [-3000.0, -3001.0, 5.0, 7.0],
+                  [np.inf, 0.5, np.nan, 1.5],         # non-finite scores at blocked entries
+                  [0.0, np.nan, 1.0, 2.0],            # a kept NaN
+                  [1.0, 2.0, 3.0, 4.0]])
+    mask = np.array([[True, True, True, True], [True, True, False, False],
+                     [False, True, False, True], [True, True, True, True],
+                     [False, False, False, False]])
+    p = masked_softargmax_p.bind(x, mask)
+    np.testing.assert_allclose(p[0], [0.0, 1.0, 0.0, 0.0], atol=1e-300)
+    np.testing.assert_allclose(p[1], [1 / (1 + np.exp(-1)), np.exp(-1) / (1 + np.exp(-1)), 0, 0],
+                               rtol=1e-15)
+    np.testing.assert_allclose(p[2], [0, 1 / (1 + np.e), 0, np.e / (1 + np.e)], rtol=1e-15)
+    assert np.isnan(p[3]).all()
+    np.testing.assert_array_equal(p[4], 0.0)
+
+
+def test_masked_softargmax_output_is_causal_bit_for_bit():
+    """Changing the scores of blocked (future) entries, even to huge values that send other
+    rows through the recomputation, leaves every row's result bit for bit unchanged."""
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(4, 2, 64, 64)).astype(np.float32)
+    mask = np.tril(np.ones((64, 64), bool))
+    y = x.copy()
+    y[..., ~mask] = rng.normal(size=y[..., ~mask].shape).astype(np.float32) * 1e4
+    y[0, 0, 5, 0] = 1e6                   # a kept entry: only row 5 of that block may change
+    a, b = masked_softargmax_p.bind(x, mask), masked_softargmax_p.bind(y, mask)
+    changed = np.any(a != b, axis=-1)
+    assert changed[0, 0, 5] and changed.sum() == 1
