@@ -41,7 +41,7 @@ from ..core.primitive import Primitive
 from ..numpy._base import dtype_of, is_undefined
 
 __all__ = ["gelu_p", "gelu_grad_p", "gelu_tanh_p", "gelu_tanh_grad_p", "masked_softargmax_p",
-           "standardize_p"]
+           "standardize_p", "standardize_grad_p"]
 
 _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -296,19 +296,64 @@ masked_softargmax_p.batch = _masked_softargmax_batch
 
 
 # ------------------------------------------------------------------------- standardize
-def _standardize_impl(x, *, eps):
-    d = x.shape[-1]
-    xc = x - _row_sum(x) / d
-    var = _row_dot(xc, xc) / d
+def _standardize_kernel(out, x, eps):
+    """``out = (x − μ)/√(σ² + ε)`` over the last axis."""
+    ones = np.ones(x.shape[-1], x.dtype)
+    inv_d = 1.0 / x.shape[-1]
+    mu = np.matmul(x, ones)[..., None]          # (..., 1), also for a single row
+    mu *= inv_d
+    np.subtract(x, mu, out=out)
+    sq = np.square(out)
+    var = np.matmul(sq, ones)[..., None]
+    var *= inv_d
     var += eps
     np.sqrt(var, out=var)
-    xc /= var
-    return xc
+    np.divide(1.0, var, out=var)
+    out *= var
+
+
+def _standardize_impl(x, *, eps):
+    x = _float_array(x)
+    return run_blocked(_standardize_kernel, np.empty_like(x, order="C"), (x,), row_ndim=1,
+                       extra=(eps,))
+
+
+def _standardize_grad_kernel(out, t, x, y, eps):
+    """``out = r (t − mean(t) − y mean(y t))`` with ``r = 2/(m + √(m² + 4ε))``,
+    ``m = mean(y x)``: the JVP and VJP of :data:`standardize_p`."""
+    ones = np.ones(y.shape[-1], out.dtype)
+    inv_d = 1.0 / y.shape[-1]
+    np.multiply(y, x, out=out)
+    m = np.matmul(out, ones)[..., None]         # (..., 1), also for a single row
+    m *= inv_d
+    r = np.multiply(m, m)
+    r += 4.0 * eps
+    np.sqrt(r, out=r)
+    r += m
+    np.divide(2.0, r, out=r)
+    np.multiply(t, y, out=out)
+    ty = np.matmul(out, ones)[..., None]
+    ty *= inv_d
+    tm = np.matmul(t, ones)[..., None]
+    tm *= inv_d
+    np.multiply(y, ty, out=out)
+    np.subtract(t, out, out=out)
+    out -= tm
+    out *= r
+
+
+def _standardize_grad_impl(t, x, y, *, eps):
+    t, x, y = np.asarray(t), _float_array(x), _float_array(y)
+    shape = np.broadcast_shapes(t.shape, x.shape, y.shape)
+    out = np.empty(shape, np.result_type(t, x, y))
+    return run_blocked(_standardize_grad_kernel, out, (t, x, y), row_ndim=1, extra=(eps,))
 
 
 def _standardize_tangent(x, y, t, eps):
+    """The same map as :data:`standardize_grad_p`, with differentiable operations (its
+    derivatives in ``x`` and ``y`` are taken from this composition)."""
     d = float(dnp.shape(y)[-1])
-    t = dnp.broadcast_to(t, dnp.shape(y))
+    t = dnp.broadcast_to(t, np.broadcast_shapes(dnp.shape(t), dnp.shape(y)))
     m = _row_dot_traced(y, x) / d
     r = 2.0 / (m + dnp.sqrt(m * m + 4.0 * eps))
     tm = _row_sum_traced(t) / d
@@ -318,7 +363,7 @@ def _standardize_tangent(x, y, t, eps):
 
 def _standardize_jvp(primals, tangents, ans, *, eps):
     t = tangents[0]
-    return None if t is None else _standardize_tangent(primals[0], ans, t, eps)
+    return None if t is None else standardize_grad_p.bind(t, primals[0], ans, eps=eps)
 
 
 def _standardize_batch(args, dims, *, eps):
@@ -328,5 +373,55 @@ def _standardize_batch(args, dims, *, eps):
 
 standardize_p = Primitive("standardize", _standardize_impl)
 standardize_p.jvp = _standardize_jvp
-standardize_p.vjps = (lambda g, ans, x, *, eps: _standardize_tangent(x, ans, g, eps),)
+standardize_p.vjps = (lambda g, ans, x, *, eps: standardize_grad_p.bind(g, x, ans, eps=eps),)
 standardize_p.batch = _standardize_batch
+
+
+def _standardize_grad_jvp(primals, tangents, ans, *, eps):
+    from ..core.api import jvp
+
+    t, x, y = primals
+    dt, dx, dy = tangents
+    out = None if dt is None else standardize_grad_p.bind(dt, x, y, eps=eps)
+    if dx is not None or dy is not None:
+        dx = dnp.zeros_like(x) if dx is None else dx
+        dy = dnp.zeros_like(y) if dy is None else dy
+        d = jvp(lambda x_, y_: _standardize_tangent(x_, y_, t, eps), (x, y), (dx, dy))[1]
+        out = d if out is None else out + d
+    return out
+
+
+def _standardize_grad_vjp_of(argnum):
+    def rule(g, ans, t, x, y, *, eps):
+        from ..core.api import vjp
+
+        _, pull = vjp(lambda x_, y_: _standardize_tangent(x_, y_, t, eps), x, y)
+        return pull(g)[argnum - 1]
+
+    return rule
+
+
+def _standardize_grad_transpose(ct, t, x, y, *, eps):
+    if is_undefined(x) or is_undefined(y):
+        raise TypeError("standardize_grad is linear only in its first argument")
+    return standardize_grad_p.bind(ct, x, y, eps=eps), None, None
+
+
+def _standardize_grad_batch(args, dims, *, eps):
+    r = max(_ndim(a) - (d is not None) for a, d in zip(args, dims, strict=True))
+    new = [a if d is None else pad_rank(to_front(a, d), r) for a, d in zip(args, dims,
+                                                                           strict=True)]
+    return standardize_grad_p.bind(*new, eps=eps), 0
+
+
+#: ``standardize_grad(t, x, y) = r (t − mean(t) − y mean(y t))``: the JVP (``t`` a tangent) and
+#: the VJP (``t`` a cotangent; the Jacobian is symmetric) of :data:`standardize_p` at ``x``
+#: with ``y = standardize(x)``, in one cache-blocked kernel. Linear in ``t``; its derivatives in
+#: ``x`` and ``y`` are those of the composition :func:`_standardize_tangent`.
+standardize_grad_p = Primitive("standardize_grad", _standardize_grad_impl)
+standardize_grad_p.jvp = _standardize_grad_jvp
+standardize_grad_p.vjps = (
+    lambda g, ans, t, x, y, *, eps: standardize_grad_p.bind(g, x, y, eps=eps),
+    _standardize_grad_vjp_of(1), _standardize_grad_vjp_of(2))
+standardize_grad_p.transpose = _standardize_grad_transpose
+standardize_grad_p.batch = _standardize_grad_batch

@@ -249,3 +249,20 @@ def test_masked_softargmax_output_is_causal_bit_for_bit():
     a, b = masked_softargmax_p.bind(x, mask), masked_softargmax_p.bind(y, mask)
     changed = np.any(a != b, axis=-1)
     assert changed[0, 0, 5] and changed.sum() == 1
+
+
+def test_layer_norm_on_activations_larger_than_a_block_matches_the_composition():
+    """Blocked standardization and its fused VJP against the plain formulas."""
+    from diffprog.nn import layer_norm
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(300, 40, 32)) * 2 + 1                    # 3 MiB: twelve blocks
+    g = rng.normal(size=x.shape)
+    eps = 1e-5
+    mu = x.mean(-1, keepdims=True)
+    r = 1 / np.sqrt(((x - mu) ** 2).mean(-1, keepdims=True) + eps)
+    y = (x - mu) * r
+    np.testing.assert_allclose(layer_norm(x, eps=eps), y, rtol=1e-12, atol=1e-13)
+    _, pull = diffprog.vjp(lambda v: layer_norm(v, eps=eps), x)
+    expected = r * (g - g.mean(-1, keepdims=True) - y * (g * y).mean(-1, keepdims=True))
+    np.testing.assert_allclose(pull(g)[0], expected, rtol=1e-11, atol=1e-12)

@@ -555,7 +555,7 @@ if _fft is not None:
          args_of(complex_arr((2, 4))))
 
 
-# --- fused primitives of diffprog.nn (GELU in both forms, masked softargmax)
+# --- fused primitives of diffprog.nn (GELU in both forms, layer norm, masked softargmax)
 _nn = importlib.import_module("diffprog.nn")
 _MASK = np.array([[True, True, False], [False, True, True]])
 case("gelu", "nn", _nn.gelu, args_of(away(0.1, 2)))
@@ -565,6 +565,9 @@ case("gelu_tanh", "nn", _nn.gelu_tanh, args_of(away(0.1, 2)))
 case("gelu_tanh_grad", "nn_derivative",
      lambda u: diffprog.grad(lambda v: dnp.sum(_nn.gelu_tanh(v)))(u), args_of(away(0.1, 2)))
 case("standardize", "layer_norm", lambda x: _nn.layer_norm(x, eps=1e-3), args_of(uni(-1, 1)))
+case("standardize_grad", "layer_norm_derivative",    # t, x and y = standardize(x) all vary
+     lambda x: diffprog.grad(lambda v: dnp.sum(dnp.sin(_nn.layer_norm(v, eps=1e-3))))(x),
+     args_of(uni(-1, 1)))
 case("masked_softargmax", "attention_weights",
      lambda q, k: _nn.attention_weights(q, k, mask=_MASK, scale=1.0),
      args_of(uni(-1, 1), uni(-1, 1, (3, 3))))
