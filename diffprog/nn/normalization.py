@@ -29,7 +29,7 @@ from ..core.custom import stop_gradient
 from ..numpy.structural import normalize_axis
 from .linear import check_last_dim
 from .module import Module, static
-from .primitives import standardize_p
+from .primitives import layer_norm_p, standardize_p
 
 __all__ = ["layer_norm", "LayerNorm", "batch_norm", "BatchNorm", "BatchNormState"]
 
@@ -54,6 +54,10 @@ def layer_norm(x: Any, gamma: Any = None, beta: Any = None, eps: float = 1e-5,
         mu, var = _moments(x, axis)
         return _normalize(x, mu, var, gamma, beta, eps)
     last = axes[0] == nd - 1                # one axis: the fused primitive, on the last axis
+    d = dnp.shape(x)[-1]
+    if last and gamma is not None and beta is not None and dnp.shape(gamma) == (d,) \
+            and dnp.shape(beta) == (d,):    # the usual affine layer norm: one fused primitive
+        return layer_norm_p.bind(x, gamma, beta, eps=float(eps))
     y = standardize_p.bind(x if last else dnp.moveaxis(x, axes[0], -1), eps=float(eps))
     if not last:
         y = dnp.moveaxis(y, -1, axes[0])

@@ -41,7 +41,7 @@ from ..core.primitive import Primitive
 from ..numpy._base import dtype_of, is_undefined
 
 __all__ = ["gelu_p", "gelu_grad_p", "gelu_tanh_p", "gelu_tanh_grad_p", "masked_softargmax_p",
-           "standardize_p", "standardize_grad_p"]
+           "standardize_p", "standardize_grad_p", "layer_norm_p", "layer_norm_grad_p"]
 
 _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -425,3 +425,139 @@ standardize_grad_p.vjps = (
     _standardize_grad_vjp_of(1), _standardize_grad_vjp_of(2))
 standardize_grad_p.transpose = _standardize_grad_transpose
 standardize_grad_p.batch = _standardize_grad_batch
+
+
+# ------------------------------------------------------------ layer norm with scale and shift
+# ``layer_norm_p(x, γ, β) = standardize(x) ⊙ γ + β`` (γ, β of shape (D,)) and its VJP
+# ``layer_norm_grad_p(g, x, γ) = (∂x, ∂γ, ∂β)`` each run as one cache-blocked kernel: the
+# standardization is recomputed per block in the backward pass (cheaper than storing it), and
+# the parameter gradients are accumulated over the blocks. Their JVPs, their VJPs and their
+# batching rules come from the compositions ``_layer_norm_composed`` and
+# ``_layer_norm_grad_composed`` of the primitives above (so every order works).
+def _layer_norm_kernel(out, x, gamma, beta, eps):
+    _standardize_kernel(out, x, eps)
+    out *= gamma
+    out += beta
+
+
+def _layer_norm_impl(x, gamma, beta, *, eps):
+    x = _float_array(x)
+    dtype = np.result_type(x, gamma, beta)
+    out = np.empty(np.broadcast_shapes(x.shape, np.shape(gamma), np.shape(beta)), dtype)
+    if out.shape != x.shape or dtype != x.dtype:
+        np.multiply(_standardize_impl(x, eps=eps), gamma, out=out)
+        out += beta
+        return out
+    return run_blocked(_layer_norm_kernel, out, (x,), row_ndim=1, extra=(gamma, beta, eps))
+
+
+def _layer_norm_grad_kernel(dx, g, x, gamma, eps, dgamma, dbeta):
+    d = x.shape[-1]
+    ones = np.ones(d, dx.dtype)
+    inv_d = 1.0 / d
+    rows = np.ones(dx.size // d, dx.dtype)
+    mu = np.matmul(x, ones)[..., None]
+    mu *= inv_d
+    y = np.subtract(x, mu, dtype=dx.dtype)
+    h = np.square(y)
+    r = np.matmul(h, ones)[..., None]
+    r *= inv_d
+    r += eps
+    np.sqrt(r, out=r)
+    np.divide(1.0, r, out=r)
+    y *= r                                            # y = standardize(x)
+    dbeta += np.matmul(rows, g.reshape(-1, d))
+    np.multiply(g, y, out=h)
+    dgamma += np.matmul(rows, h.reshape(-1, d))
+    np.multiply(g, gamma, out=h)                      # h = g γ
+    hm = np.matmul(h, ones)[..., None]
+    hm *= inv_d
+    np.multiply(h, y, out=dx)
+    hy = np.matmul(dx, ones)[..., None]
+    hy *= inv_d
+    np.multiply(y, hy, out=dx)
+    np.subtract(h, dx, out=dx)
+    dx -= hm
+    dx *= r                                           # r (h − mean(h) − y mean(h y))
+
+
+def _layer_norm_grad_impl(g, x, gamma, *, eps):
+    g, x = np.asarray(g), _float_array(x)
+    shape = np.broadcast_shapes(g.shape, x.shape)
+    dtype = np.result_type(g, x, gamma)
+    g, x = np.broadcast_to(g, shape), np.broadcast_to(x, shape)
+    dx = np.empty(shape, dtype)
+    dgamma = np.zeros(shape[-1], dtype)
+    dbeta = np.zeros(shape[-1], dtype)
+    run_blocked(_layer_norm_grad_kernel, dx, (g, x), row_ndim=1,
+                extra=(gamma, eps, dgamma, dbeta))
+    return dx, dgamma.reshape(np.shape(gamma)), dbeta
+
+
+def _layer_norm_composed(x, gamma, beta, *, eps):
+    return standardize_p.bind(x, eps=eps) * gamma + beta
+
+
+def _layer_norm_grad_composed(g, x, gamma, *, eps):
+    y = standardize_p.bind(x, eps=eps)
+    shape = np.broadcast_shapes(dnp.shape(g), dnp.shape(y))
+    g = dnp.broadcast_to(g, shape)
+    lead = tuple(range(len(shape) - 1))
+    dx = standardize_grad_p.bind(g * gamma, x, y, eps=eps)
+    return dx, dnp.reshape(dnp.sum(g * y, axis=lead), dnp.shape(gamma)), dnp.sum(g, axis=lead)
+
+
+def _from_composition(prim, composed, nout=None):
+    """Attach JVP, VJP and batching rules to ``prim`` that differentiate / vectorize the
+    composition ``composed`` (same arguments and parameters, same results)."""
+
+    def jvp_rule(primals, tangents, ans, **params):
+        from ..core.api import jvp
+
+        ts = [dnp.zeros_like(p) if t is None else t
+              for p, t in zip(primals, tangents, strict=True)]
+        return jvp(lambda *a: composed(*a, **params), tuple(primals), tuple(ts))[1]
+
+    def vjp_joint(g, ans, argnums, *args, **params):
+        from ..core.api import vjp
+
+        _, pull = vjp(lambda *a: composed(*a, **params), *args)
+        if nout:                                      # symbolic-zero cotangents as zeros
+            g = tuple(dnp.zeros_like(a) if c is None else c for c, a in zip(g, ans, strict=True))
+        cts = pull(g)
+        return [cts[i] for i in argnums]
+
+    def batch_rule(args, dims, **params):
+        from ..core.batching import vmap
+
+        out = vmap(lambda *a: composed(*a, **params), in_axes=tuple(dims))(*args)
+        return out, ((0,) * nout if nout else 0)
+
+    prim.jvp = jvp_rule
+    prim.vjp_joint = vjp_joint
+    prim.batch = batch_rule
+
+
+layer_norm_p = Primitive("layer_norm", _layer_norm_impl)
+layer_norm_grad_p = Primitive("layer_norm_grad", _layer_norm_grad_impl, multiple_results=True)
+_from_composition(layer_norm_p, _layer_norm_composed)
+_from_composition(layer_norm_grad_p, _layer_norm_grad_composed, nout=3)
+
+
+def _layer_norm_vjp_joint(g, ans, argnums, x, gamma, beta, *, eps):
+    cts = layer_norm_grad_p.bind(g, x, gamma, eps=eps)
+    return [cts[i] for i in argnums]
+
+
+def _layer_norm_batch(args, dims, *, eps):
+    x, gamma, beta = args
+    if dims[1] is None and dims[2] is None:           # only the data is batched: fast path
+        return layer_norm_p.bind(to_front(x, dims[0]), gamma, beta, eps=eps), 0
+    from ..core.batching import vmap
+
+    f = lambda *a: _layer_norm_composed(*a, eps=eps)  # noqa: E731
+    return vmap(f, in_axes=tuple(dims))(*args), 0
+
+
+layer_norm_p.vjp_joint = _layer_norm_vjp_joint        # the fused VJP for reverse mode
+layer_norm_p.batch = _layer_norm_batch

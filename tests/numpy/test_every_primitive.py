@@ -568,6 +568,12 @@ case("standardize", "layer_norm", lambda x: _nn.layer_norm(x, eps=1e-3), args_of
 case("standardize_grad", "layer_norm_derivative",    # t, x and y = standardize(x) all vary
      lambda x: diffprog.grad(lambda v: dnp.sum(dnp.sin(_nn.layer_norm(v, eps=1e-3))))(x),
      args_of(uni(-1, 1)))
+case("layer_norm", "affine", lambda x, g, b: _nn.layer_norm(x, g, b, eps=1e-3),
+     args_of(uni(-1, 1), uni(0.5, 1.5, S[-1:]), uni(-1, 1, S[-1:])))
+case("layer_norm_grad", "affine_derivative",       # g, x and γ all vary
+     lambda x, g: diffprog.grad(lambda v, w: dnp.sum(dnp.sin(_nn.layer_norm(v, w, w * w, 1e-3))),
+                                argnums=(0, 1))(x, g),
+     args_of(uni(-1, 1), uni(0.5, 1.5, S[-1:])))
 case("masked_softargmax", "attention_weights",
      lambda q, k: _nn.attention_weights(q, k, mask=_MASK, scale=1.0),
      args_of(uni(-1, 1), uni(-1, 1, (3, 3))))
