@@ -12,6 +12,11 @@ against 3.7 ms unblocked (PyTorch's fused C++ kernel: 1.8 ms).
 axis of C-contiguous operands of one shape, keeping a trailing ``row`` shape whole (for kernels
 that reduce over rows, such as a softmax); anything else (broadcasting operands, strided views) is
 run as one block, so the kernel must also accept whole arrays.
+
+:func:`add_outer` adds a rank-one matrix ``α c rᵀ`` to a block in place: subtracting a per-row
+value or adding a per-column one. NumPy broadcasts such operands one short row at a time (about
+three times the cost of a same-shape operation on a 512 × 128 block); BLAS ``ger`` does it in one
+pass.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["BLOCK_BYTES", "run_blocked"]
+__all__ = ["BLOCK_BYTES", "run_blocked", "add_outer"]
 
 #: bytes of each operand per block: a handful of operands and temporaries fit a 1–2 MiB L2
 BLOCK_BYTES = 1 << 18
@@ -59,3 +64,30 @@ def run_blocked(kernel: Callable, out: np.ndarray, arrays: tuple, *, row_ndim: i
         e = s + per
         kernel(*[f[s:e] for f in flat], *extra)
     return out
+
+
+_GER = {np.dtype(np.float32): "sger", np.dtype(np.float64): "dger"}
+
+
+def add_outer(out: np.ndarray, col: np.ndarray, row: np.ndarray, alpha: float = 1.0) -> None:
+    """``out += α · col ⊗ row`` in place, for a 2-D ``out (n, d)``, ``col (n,)``, ``row (d,)``.
+
+    A C-contiguous float32 or float64 ``out`` is updated by BLAS ``ger`` (on its transpose, a
+    Fortran-ordered ``d × n`` matrix); anything else by NumPy broadcasting.
+
+    Example::
+
+        >>> import numpy as np
+        >>> a = np.zeros((2, 3))
+        >>> add_outer(a, np.array([1.0, 2.0]), np.ones(3), -1.0)
+        >>> a.tolist()
+        [[-1.0, -1.0, -1.0], [-2.0, -2.0, -2.0]]
+    """
+    name = _GER.get(out.dtype)
+    if (name is not None and out.ndim == 2 and out.flags.c_contiguous and out.size
+            and col.dtype == out.dtype and row.dtype == out.dtype):
+        from scipy.linalg import blas
+
+        getattr(blas, name)(alpha, row, col, a=out.T, overwrite_a=1)
+        return
+    out += alpha * np.multiply.outer(col, row)

@@ -156,7 +156,9 @@ def attention_weights(q: Any, k: Any, mask: Any = None, scale: Any = None) -> An
 def _weights(q: Any, k: Any, mask: Any, scale: Any) -> Any:
     if scale is None:
         scale = 1.0 / float(np.sqrt(dnp.shape(q)[-1]))
-    scores = dnp.matmul(q * scale, dnp.swapaxes(k, -1, -2))
+    if not (isinstance(scale, (int, float)) and scale == 1):
+        q = q * scale
+    scores = dnp.matmul(q, dnp.swapaxes(k, -1, -2))
     if mask is None:
         return softmax(scores, axis=-1)
     return _masked_softmax(scores, mask)
@@ -353,15 +355,22 @@ class MultiHeadAttention(Module):
         pos_q, pos_k = _rope_positions(rope, positions, context, lq, lk)
         if impl == "loop":
             return self._loop(x, c, mask, pos_q, pos_k)
-        q, k = self._queries_keys(x, c, pos_q, pos_k)
+        # the 1/√Dk of the scores is applied to W^Q (D×H·Dk) rather than to the queries
+        q, k = self._queries_keys(x, c, pos_q, pos_k, scale=1.0 / float(np.sqrt(self.d_k)))
         v = _split_heads(self.v_proj(c), self.num_heads)
-        y = _weights(q, k, _head_mask(mask), None)
+        y = _weights(q, k, _head_mask(mask), 1.0)
         return self.o_proj(_merge_heads(dnp.matmul(y, v)))
 
-    def _queries_keys(self, x: Any, c: Any, pos_q: Any, pos_k: Any) -> tuple[Any, Any]:
-        """All heads' queries ``(..., H, Lq, Dk)`` and keys ``(..., H, Lk, Dk)``, RoPE-rotated
-        when positions are given."""
-        q = _split_heads(self.q_proj(x), self.num_heads)
+    def _queries_keys(self, x: Any, c: Any, pos_q: Any, pos_k: Any,
+                      scale: float | None = None) -> tuple[Any, Any]:
+        """All heads' queries ``(..., H, Lq, Dk)`` (times ``scale`` if given, folded into the
+        projection) and keys ``(..., H, Lk, Dk)``, RoPE-rotated when positions are given."""
+        if scale is None:
+            q = self.q_proj(x)
+        else:
+            W, b = self.q_proj.W, self.q_proj.b
+            q = dnp.matmul(x, W * scale) if b is None else dnp.matmul(x, W * scale) + b * scale
+        q = _split_heads(q, self.num_heads)
         k = _split_heads(self.k_proj(c), self.num_heads)
         if pos_q is not None:
             q, k = _rope(q, _head_positions(pos_q)), _rope(k, _head_positions(pos_k))

@@ -36,12 +36,13 @@ import numpy as np
 
 from .. import numpy as dnp
 from ..core.batching_rules import _elementwise, _ndim, pad_rank, to_front
-from ..core.blocking import run_blocked
+from ..core.blocking import add_outer, run_blocked
 from ..core.primitive import Primitive
 from ..numpy._base import dtype_of, is_undefined
 
 __all__ = ["gelu_p", "gelu_grad_p", "gelu_tanh_p", "gelu_tanh_grad_p", "masked_softargmax_p",
-           "standardize_p", "standardize_grad_p", "layer_norm_p", "layer_norm_grad_p"]
+           "standardize_p", "standardize_grad_p", "layer_norm_p", "layer_norm_grad_p",
+           "softargmax_grad_p"]
 
 _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -50,14 +51,41 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 # ------------------------------------------------------------------- row reductions
 # Sums over the last axis as matrix-vector products: BLAS reads the rows once, about three times
 # faster than ``np.sum`` of a product over short rows (the rules stay differentiable: matmul).
-def _row_sum(a):
-    """``Σ_i a[..., i]`` keeping the axis (NumPy arrays)."""
-    return np.matmul(a, np.ones(a.shape[-1], a.dtype))[..., None]
+def _row_means(a, w=None):
+    """``mean_i a[..., i] w[i]`` (``w = 1`` by default) as a matrix-vector product."""
+    d = a.shape[-1]
+    m = np.asarray(np.matmul(a, np.ones(d, a.dtype) if w is None else w))
+    m *= 1.0 / d
+    return m
 
 
-def _row_dot(a, b):
-    """``Σ_i a[..., i] b[..., i]`` keeping the axis (NumPy arrays)."""
-    return np.matmul(a[..., None, :], b[..., :, None])[..., 0]
+def _outer(col, row, dtype):
+    """The matrix ``col ⊗ row`` (a rank-one BLAS update of zeros for a vector ``col``)."""
+    col = np.asarray(col, dtype)
+    if col.ndim != 1:
+        return np.multiply.outer(col, row)
+    m = np.zeros((col.shape[0], row.shape[0]), dtype)
+    add_outer(m, col, np.asarray(row, dtype))
+    return m
+
+
+def _run_rows(kernel, out, arrays, extra=(), row_ndim=1):
+    """:func:`~diffprog.core.blocking.run_blocked` for kernels over rows (the last axis); a
+    single row is given a leading axis, so kernels always see per-row vectors."""
+    if out.ndim == 1:
+        run_blocked(kernel, out[None], tuple(a[None] if np.ndim(a) == 1 else a for a in arrays),
+                    row_ndim=row_ndim, extra=extra)
+        return out
+    return run_blocked(kernel, out, arrays, row_ndim=row_ndim, extra=extra)
+
+
+def _inv_std(xc, eps):
+    """``1/√(mean(xc²) + ε)`` per row of the centred ``xc``."""
+    r = _row_means(np.square(xc))
+    r += eps
+    np.sqrt(r, out=r)
+    np.divide(1.0, r, out=r)
+    return r
 
 
 def _row_dot_traced(a, b):
@@ -226,20 +254,21 @@ def _masked_softargmax_kernel(out, x, keep, blocked, inv_count):
     only when the scores of the row are spread over more than the exponent range; such rows
     (and rows with non-finite scores) are recomputed with the maximum. A row's result depends
     on that row's kept scores only, bit for bit."""
+    ones = np.ones(out.shape[-1], out.dtype)
     with np.errstate(over="ignore", invalid="ignore"):   # such rows are recomputed below
         np.multiply(x, keep, out=out)
-        c = _row_sum(out)
+        c = np.asarray(np.matmul(out, ones))
         c *= inv_count
-        np.subtract(x, c, out=out)
+        np.subtract(x, c[..., None], out=out)
         np.copyto(out, -np.inf, where=blocked)
         np.exp(out, out=out)
-        s = _row_sum(out)
+        s = np.asarray(np.matmul(out, ones))
         bad = ~np.isfinite(s)
         s[s == 0] = 1.0                         # a fully blocked row stays all zeros
         np.divide(1.0, s, out=s)
-        out *= s
+        out *= s[..., None]
     if bad.any():
-        rows = np.nonzero(bad[..., 0])
+        rows = np.nonzero(bad)
         out[rows] = _softargmax_rows(np.broadcast_to(x, out.shape)[rows],
                                      np.broadcast_to(blocked, out.shape)[rows])
 
@@ -263,18 +292,34 @@ def _masked_softargmax_impl(x, mask):
     mask = np.asarray(mask, dtype=bool)
     out = np.empty(np.broadcast_shapes(x.shape, mask.shape), x.dtype)
     keep = mask.astype(x.dtype)
-    count = np.maximum(keep.sum(axis=-1, keepdims=True), 1.0)
-    return run_blocked(_masked_softargmax_kernel, out, (x,), row_ndim=max(mask.ndim, 1),
-                       extra=(keep, ~mask, 1.0 / count))
+    count = np.maximum(keep.sum(axis=-1), 1.0)
+    return _run_rows(_masked_softargmax_kernel, out, (x,), row_ndim=max(mask.ndim, 1),
+                     extra=(keep, ~mask, 1.0 / count))
 
 
 def _softargmax_tangent(p, t):
     return p * (t - _row_dot_traced(p, dnp.broadcast_to(t, dnp.shape(p))))
 
 
+def _softargmax_grad_kernel(out, t, p):
+    """``out = p ⊙ (t − ⟨p, t⟩)`` row by row."""
+    np.multiply(p, t, out=out)
+    s = np.asarray(np.matmul(out, np.ones(out.shape[-1], out.dtype)))
+    np.copyto(out, t)
+    add_outer(out, s, np.ones(out.shape[-1], out.dtype), -1.0)
+    out *= p
+
+
+def _softargmax_grad_impl(t, p):
+    t, p = np.asarray(t), np.asarray(p)
+    out = np.empty(np.broadcast_shapes(t.shape, p.shape), np.result_type(t, p))
+    t, p = np.broadcast_to(t, out.shape), np.broadcast_to(p, out.shape)
+    return _run_rows(_softargmax_grad_kernel, out, (t, p))
+
+
 def _masked_softargmax_jvp(primals, tangents, ans):
     t = tangents[0]
-    return None if t is None else _softargmax_tangent(ans, t)
+    return None if t is None else softargmax_grad_p.bind(t, ans)
 
 
 def _masked_softargmax_batch(args, dims):
@@ -290,7 +335,7 @@ def _masked_softargmax_batch(args, dims):
 
 masked_softargmax_p = Primitive("masked_softargmax", _masked_softargmax_impl)
 masked_softargmax_p.jvp = _masked_softargmax_jvp
-masked_softargmax_p.vjps = (lambda g, ans, x, mask: _softargmax_tangent(ans, g),
+masked_softargmax_p.vjps = (lambda g, ans, x, mask: softargmax_grad_p.bind(g, ans),
                             lambda g, ans, x, mask: None)
 masked_softargmax_p.batch = _masked_softargmax_batch
 
@@ -298,55 +343,44 @@ masked_softargmax_p.batch = _masked_softargmax_batch
 # ------------------------------------------------------------------------- standardize
 def _standardize_kernel(out, x, eps):
     """``out = (x − μ)/√(σ² + ε)`` over the last axis."""
-    ones = np.ones(x.shape[-1], x.dtype)
-    inv_d = 1.0 / x.shape[-1]
-    mu = np.matmul(x, ones)[..., None]          # (..., 1), also for a single row
-    mu *= inv_d
-    np.subtract(x, mu, out=out)
-    sq = np.square(out)
-    var = np.matmul(sq, ones)[..., None]
-    var *= inv_d
-    var += eps
-    np.sqrt(var, out=var)
-    np.divide(1.0, var, out=var)
-    out *= var
+    ones = np.ones(x.shape[-1], out.dtype)
+    mu = _row_means(x)
+    np.copyto(out, x)
+    add_outer(out, mu, ones, -1.0)
+    out *= _outer(_inv_std(out, eps), ones, out.dtype)
 
 
 def _standardize_impl(x, *, eps):
     x = _float_array(x)
-    return run_blocked(_standardize_kernel, np.empty_like(x, order="C"), (x,), row_ndim=1,
-                       extra=(eps,))
+    return _run_rows(_standardize_kernel, np.empty_like(x, order="C"), (x,), extra=(eps,))
 
 
 def _standardize_grad_kernel(out, t, x, y, eps):
     """``out = r (t − mean(t) − y mean(y t))`` with ``r = 2/(m + √(m² + 4ε))``,
     ``m = mean(y x)``: the JVP and VJP of :data:`standardize_p`."""
     ones = np.ones(y.shape[-1], out.dtype)
-    inv_d = 1.0 / y.shape[-1]
     np.multiply(y, x, out=out)
-    m = np.matmul(out, ones)[..., None]         # (..., 1), also for a single row
-    m *= inv_d
+    m = _row_means(out)
     r = np.multiply(m, m)
     r += 4.0 * eps
     np.sqrt(r, out=r)
     r += m
     np.divide(2.0, r, out=r)
     np.multiply(t, y, out=out)
-    ty = np.matmul(out, ones)[..., None]
-    ty *= inv_d
-    tm = np.matmul(t, ones)[..., None]
-    tm *= inv_d
-    np.multiply(y, ty, out=out)
+    ty = _row_means(out)
+    tm = _row_means(t)
+    np.multiply(y, _outer(ty, ones, out.dtype), out=out)
     np.subtract(t, out, out=out)
-    out -= tm
-    out *= r
+    add_outer(out, tm, ones, -1.0)
+    out *= _outer(r, ones, out.dtype)
 
 
 def _standardize_grad_impl(t, x, y, *, eps):
     t, x, y = np.asarray(t), _float_array(x), _float_array(y)
     shape = np.broadcast_shapes(t.shape, x.shape, y.shape)
     out = np.empty(shape, np.result_type(t, x, y))
-    return run_blocked(_standardize_grad_kernel, out, (t, x, y), row_ndim=1, extra=(eps,))
+    t, x, y = (np.broadcast_to(a, shape) for a in (t, x, y))
+    return _run_rows(_standardize_grad_kernel, out, (t, x, y), extra=(eps,))
 
 
 def _standardize_tangent(x, y, t, eps):
@@ -435,9 +469,14 @@ standardize_grad_p.batch = _standardize_grad_batch
 # batching rules come from the compositions ``_layer_norm_composed`` and
 # ``_layer_norm_grad_composed`` of the primitives above (so every order works).
 def _layer_norm_kernel(out, x, gamma, beta, eps):
-    _standardize_kernel(out, x, eps)
-    out *= gamma
-    out += beta
+    """``out = γ ⊙ (x − μ)/√(σ² + ε) + β``: the scales ``r γᵀ`` and the shift ``1 βᵀ`` are
+    rank-one matrices (BLAS ``ger``) instead of broadcasts over short rows."""
+    ones = np.ones(x.shape[-1], out.dtype)
+    mu = _row_means(x)
+    np.copyto(out, x)
+    add_outer(out, mu, ones, -1.0)
+    out *= _outer(_inv_std(out, eps), gamma, out.dtype)
+    add_outer(out, np.ones(out.shape[:-1], out.dtype), np.asarray(beta, out.dtype))
 
 
 def _layer_norm_impl(x, gamma, beta, *, eps):
@@ -448,37 +487,39 @@ def _layer_norm_impl(x, gamma, beta, *, eps):
         np.multiply(_standardize_impl(x, eps=eps), gamma, out=out)
         out += beta
         return out
-    return run_blocked(_layer_norm_kernel, out, (x,), row_ndim=1, extra=(gamma, beta, eps))
+    return _run_rows(_layer_norm_kernel, out, (x,), extra=(gamma, beta, eps))
 
 
 def _layer_norm_grad_kernel(dx, g, x, gamma, eps, dgamma, dbeta):
-    d = x.shape[-1]
-    ones = np.ones(d, dx.dtype)
-    inv_d = 1.0 / d
-    rows = np.ones(dx.size // d, dx.dtype)
-    mu = np.matmul(x, ones)[..., None]
-    mu *= inv_d
-    y = np.subtract(x, mu, dtype=dx.dtype)
-    h = np.square(y)
-    r = np.matmul(h, ones)[..., None]
-    r *= inv_d
-    r += eps
-    np.sqrt(r, out=r)
-    np.divide(1.0, r, out=r)
-    y *= r                                            # y = standardize(x)
-    dbeta += np.matmul(rows, g.reshape(-1, d))
-    np.multiply(g, y, out=h)
-    dgamma += np.matmul(rows, h.reshape(-1, d))
-    np.multiply(g, gamma, out=h)                      # h = g γ
-    hm = np.matmul(h, ones)[..., None]
-    hm *= inv_d
-    np.multiply(h, y, out=dx)
-    hy = np.matmul(dx, ones)[..., None]
-    hy *= inv_d
-    np.multiply(y, hy, out=dx)
-    np.subtract(h, dx, out=dx)
-    dx -= hm
-    dx *= r                                           # r (h − mean(h) − y mean(h y))
+    """With ``x̂ = x − μ``, ``r = 1/√(σ² + ε)``, ``y = r x̂`` and ``h = g γ``:
+    ``∂β = Σ g``, ``∂γ = Σ g y = (g x̂)ᵀ r``, and
+    ``∂x = r (h − mean(h) − y mean(h y)) = (r γᵀ) ⊙ g − (r³ b 1ᵀ) ⊙ x̂ − r a 1ᵀ`` with
+    ``a = mean(g γ)``, ``b = mean((g x̂) γ)``: matrix-vector products and rank-one matrices
+    only (``y`` and ``h`` are never formed)."""
+    dt = dx.dtype
+    gamma = np.asarray(gamma, dt)
+    ones = np.ones(x.shape[-1], dt)
+    xh = np.array(x, dtype=dt, copy=True)
+    add_outer(xh, _row_means(x), ones, -1.0)            # x̂
+    r = _inv_std(xh, eps)
+    gx = np.multiply(g, xh)
+    lead = tuple(range(dx.ndim - 1))
+    if dx.ndim == 2:
+        dbeta += np.matmul(np.ones(dx.shape[0], dt), g)
+        dgamma += np.matmul(r, gx)
+    else:
+        dbeta += g.sum(axis=lead)
+        dgamma += (gx * r[..., None]).sum(axis=lead)
+    a = _row_means(g, gamma)
+    b = _row_means(gx, gamma)
+    b *= r
+    b *= r
+    b *= r
+    np.multiply(g, _outer(r, gamma, dt), out=dx)
+    np.multiply(xh, _outer(b, ones, dt), out=gx)
+    dx -= gx
+    a *= r
+    add_outer(dx, a, ones, -1.0)
 
 
 def _layer_norm_grad_impl(g, x, gamma, *, eps):
@@ -489,8 +530,7 @@ def _layer_norm_grad_impl(g, x, gamma, *, eps):
     dx = np.empty(shape, dtype)
     dgamma = np.zeros(shape[-1], dtype)
     dbeta = np.zeros(shape[-1], dtype)
-    run_blocked(_layer_norm_grad_kernel, dx, (g, x), row_ndim=1,
-                extra=(gamma, eps, dgamma, dbeta))
+    _run_rows(_layer_norm_grad_kernel, dx, (g, x), extra=(gamma, eps, dgamma, dbeta))
     return dx, dgamma.reshape(np.shape(gamma)), dbeta
 
 
@@ -561,3 +601,22 @@ def _layer_norm_batch(args, dims, *, eps):
 
 layer_norm_p.vjp_joint = _layer_norm_vjp_joint        # the fused VJP for reverse mode
 layer_norm_p.batch = _layer_norm_batch
+
+
+# -------------------------------------------------------------- softargmax derivative
+def _softargmax_grad_composed(t, p):
+    return _softargmax_tangent(p, t)
+
+
+def _softargmax_grad_transpose(ct, t, p):
+    if is_undefined(p):
+        raise TypeError("softargmax_grad is linear only in its first argument")
+    return softargmax_grad_p.bind(ct, p), None
+
+
+#: ``softargmax_grad(t, p) = p ⊙ (t − ⟨p, t⟩)`` over the last axis: the JVP (``t`` a tangent)
+#: and the VJP (``t`` a cotangent; ``diag(p) − ppᵀ`` is symmetric) of a softargmax with result
+#: ``p``, masked or not (blocked entries have ``p = 0``), in one cache-blocked kernel.
+softargmax_grad_p = Primitive("softargmax_grad", _softargmax_grad_impl)
+_from_composition(softargmax_grad_p, _softargmax_grad_composed)
+softargmax_grad_p.transpose = _softargmax_grad_transpose

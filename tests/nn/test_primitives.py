@@ -215,6 +215,10 @@ def test_masked_softargmax_on_scores_larger_than_a_block_equals_brute_force():
     ref = _brute_masked_softmax(x.astype(np.float64), mask)
     np.testing.assert_allclose(p, ref, rtol=2e-6, atol=1e-7)
     assert np.all(p[..., ~mask] == 0.0)
+    g = rng.normal(size=x.shape).astype(np.float32)                # the fused VJP, blocked
+    _, pull = diffprog.vjp(lambda s: masked_softargmax_p.bind(s, mask), x)
+    expected = ref * (g - (ref * g).sum(-1, keepdims=True))         # (diag p − ppᵀ) g per row
+    np.testing.assert_allclose(pull(g)[0], expected, rtol=1e-4, atol=2e-6)
 
 
 def test_masked_softargmax_rows_spread_beyond_the_exponent_range_and_non_finite_scores():

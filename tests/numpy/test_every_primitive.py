@@ -574,6 +574,10 @@ case("layer_norm_grad", "affine_derivative",       # g, x and γ all vary
      lambda x, g: diffprog.grad(lambda v, w: dnp.sum(dnp.sin(_nn.layer_norm(v, w, w * w, 1e-3))),
                                 argnums=(0, 1))(x, g),
      args_of(uni(-1, 1), uni(0.5, 1.5, S[-1:])))
+case("softargmax_grad", "attention_derivative",    # t and p = masked softargmax both vary
+     lambda q, k: diffprog.grad(lambda a: dnp.sum(dnp.sin(
+         _nn.attention_weights(a, k, mask=_MASK, scale=1.0))))(q),
+     args_of(uni(-1, 1), uni(-1, 1, (3, 3))))
 case("masked_softargmax", "attention_weights",
      lambda q, k: _nn.attention_weights(q, k, mask=_MASK, scale=1.0),
      args_of(uni(-1, 1), uni(-1, 1, (3, 3))))
