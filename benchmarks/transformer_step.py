@@ -9,10 +9,12 @@ and the script checks that both libraries agree on the first loss and on the par
 the first step before timing anything.
 
 Each library runs in its own process with one thread (``OMP_NUM_THREADS=1`` and friends;
-``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE`` are unset, see DESIGN.md). The median over
-``--repeat`` steps is reported, and the ratio to PyTorch.
+``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE`` are unset, see DESIGN.md). With ``--rounds R`` the
+libraries run in turn R times (fresh processes each round, so slow drifts of a shared machine hit
+all of them alike); a library's time is the median over its rounds of the median over
+``--repeat`` steps, and its ratio to PyTorch the median of the per-round ratios.
 
-    python benchmarks/transformer_step.py [--repeat 30] [--batch 32] [--context 64]
+    python benchmarks/transformer_step.py [--repeat 30] [--rounds 1] [--batch 32] [--context 64]
 """
 
 from __future__ import annotations
@@ -148,6 +150,7 @@ def _worker(lib: str, repeat: int, batch: int, context: int) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeat", type=int, default=30)
+    p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--context", type=int, default=64)
     p.add_argument("--d-model", type=int, default=CFG["d_model"])
@@ -168,16 +171,18 @@ def main() -> None:
         env.pop(var, None)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = "1"
-    results = {}
-    for lib in a.libs:
-        proc = subprocess.run([sys.executable, __file__, "--worker", lib, "--repeat",
-                               str(a.repeat), "--batch", str(a.batch), "--context",
-                               str(a.context), *sizes], capture_output=True, text=True,
-                              env=env)
-        if proc.returncode:
-            print(f"{lib}: failed\n{proc.stderr[-2000:]}")
-            continue
-        results[lib] = json.loads(proc.stdout.strip().splitlines()[-1])
+    results, rounds = {}, {lib: [] for lib in a.libs}
+    for _ in range(a.rounds):
+        for lib in a.libs:
+            proc = subprocess.run([sys.executable, __file__, "--worker", lib, "--repeat",
+                                   str(a.repeat), "--batch", str(a.batch), "--context",
+                                   str(a.context), *sizes], capture_output=True, text=True,
+                                  env=env)
+            if proc.returncode:
+                print(f"{lib}: failed\n{proc.stderr[-2000:]}")
+                continue
+            results[lib] = json.loads(proc.stdout.strip().splitlines()[-1])
+            rounds[lib].append(results[lib]["median_s"])
     if "torch" in results:
         ref = results["torch"]["first"]
         for lib, r in results.items():
@@ -186,13 +191,16 @@ def main() -> None:
                        for k in ref["after"])
             print(f"{lib:13s} first loss {r['first']['loss']:.6f}; max |param − torch's| after "
                   f"one step {diff:.1e}")
-    base = results.get("torch", {}).get("median_s")
+    n = min(len(v) for v in rounds.values()) if rounds else 0
+    base = rounds.get("torch", [])[:n]
     print(f"\nbatch {a.batch}, context {a.context}, {CFG}; one thread; median of {a.repeat} "
-          "steps (forward + backward + Adam)\n")
+          f"steps (forward + backward + Adam), {n} round(s)\n")
     print("| library | ms / step | ratio to PyTorch eager |\n|---|---|---|")
-    for lib, r in results.items():
-        ratio = f"{r['median_s'] / base:.2f}" if base else "—"
-        print(f"| {lib} | {1000 * r['median_s']:.1f} | {ratio} |")
+    for lib in results:
+        times = rounds[lib][:n]
+        ratio = (f"{np.median(np.divide(times, base)):.2f}" if len(base) == len(times) and n
+                 else "—")
+        print(f"| {lib} | {1000 * np.median(times):.1f} | {ratio} |")
 
 
 if __name__ == "__main__":
