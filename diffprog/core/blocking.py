@@ -66,7 +66,16 @@ def run_blocked(kernel: Callable, out: np.ndarray, arrays: tuple, *, row_ndim: i
     return out
 
 
-_GER = {np.dtype(np.float32): "sger", np.dtype(np.float64): "dger"}
+_GER: dict = {}
+
+
+def _ger(dtype):
+    """BLAS ``?ger`` for float32 / float64 (looked up once), else None."""
+    if not _GER:
+        from scipy.linalg import blas
+
+        _GER.update({np.dtype(np.float32): blas.sger, np.dtype(np.float64): blas.dger})
+    return _GER.get(dtype)
 
 
 def add_outer(out: np.ndarray, col: np.ndarray, row: np.ndarray, alpha: float = 1.0) -> None:
@@ -83,11 +92,9 @@ def add_outer(out: np.ndarray, col: np.ndarray, row: np.ndarray, alpha: float = 
         >>> a.tolist()
         [[-1.0, -1.0, -1.0], [-2.0, -2.0, -2.0]]
     """
-    name = _GER.get(out.dtype)
-    if (name is not None and out.ndim == 2 and out.flags.c_contiguous and out.size
+    ger = _ger(out.dtype)
+    if (ger is not None and out.ndim == 2 and out.flags.c_contiguous and out.size
             and col.dtype == out.dtype and row.dtype == out.dtype):
-        from scipy.linalg import blas
-
-        getattr(blas, name)(alpha, row, col, a=out.T, overwrite_a=1)
+        ger(alpha, row, col, a=out.T, overwrite_a=1)
         return
     out += alpha * np.multiply.outer(col, row)

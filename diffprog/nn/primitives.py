@@ -70,10 +70,15 @@ def _outer(col, row, dtype):
 
 
 def _run_rows(kernel, out, arrays, extra=(), row_ndim=1):
-    """:func:`~diffprog.core.blocking.run_blocked` for kernels over rows (the last axis); a
-    single row is given a leading axis, so kernels always see per-row vectors."""
-    if out.ndim == 1:
-        run_blocked(kernel, out[None], tuple(a[None] if np.ndim(a) == 1 else a for a in arrays),
+    """:func:`~diffprog.core.blocking.run_blocked` for kernels over rows (the last
+    ``row_ndim`` axes). Operands of ``out``'s shape, all C-contiguous, are seen as a 2-D stack
+    of rows (``row_ndim = 1``) or a 3-D stack of row blocks, so kernels get per-row vectors and
+    matrices BLAS can update; others run as they are."""
+    shape = out.shape
+    if out.flags.c_contiguous and all(type(a) is np.ndarray and a.shape == shape
+                                      and a.flags.c_contiguous for a in arrays):
+        lead = (-1,) + shape[len(shape) - row_ndim:]
+        run_blocked(kernel, out.reshape(lead), tuple(a.reshape(lead) for a in arrays),
                     row_ndim=row_ndim, extra=extra)
         return out
     return run_blocked(kernel, out, arrays, row_ndim=row_ndim, extra=extra)
@@ -313,7 +318,7 @@ def _softargmax_grad_kernel(out, t, p):
 def _softargmax_grad_impl(t, p):
     t, p = np.asarray(t), np.asarray(p)
     out = np.empty(np.broadcast_shapes(t.shape, p.shape), np.result_type(t, p))
-    t, p = np.broadcast_to(t, out.shape), np.broadcast_to(p, out.shape)
+    t, p = (a if a.shape == out.shape else np.broadcast_to(a, out.shape) for a in (t, p))
     return _run_rows(_softargmax_grad_kernel, out, (t, p))
 
 
@@ -379,7 +384,7 @@ def _standardize_grad_impl(t, x, y, *, eps):
     t, x, y = np.asarray(t), _float_array(x), _float_array(y)
     shape = np.broadcast_shapes(t.shape, x.shape, y.shape)
     out = np.empty(shape, np.result_type(t, x, y))
-    t, x, y = (np.broadcast_to(a, shape) for a in (t, x, y))
+    t, x, y = (a if a.shape == shape else np.broadcast_to(a, shape) for a in (t, x, y))
     return _run_rows(_standardize_grad_kernel, out, (t, x, y), extra=(eps,))
 
 
@@ -526,7 +531,7 @@ def _layer_norm_grad_impl(g, x, gamma, *, eps):
     g, x = np.asarray(g), _float_array(x)
     shape = np.broadcast_shapes(g.shape, x.shape)
     dtype = np.result_type(g, x, gamma)
-    g, x = np.broadcast_to(g, shape), np.broadcast_to(x, shape)
+    g, x = (a if a.shape == shape else np.broadcast_to(a, shape) for a in (g, x))
     dx = np.empty(shape, dtype)
     dgamma = np.zeros(shape[-1], dtype)
     dbeta = np.zeros(shape[-1], dtype)
