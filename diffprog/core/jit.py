@@ -208,7 +208,10 @@ def compile_program(prog: Program) -> Callable:
         impl = eq.prim.impl
         if eq.params and not eq.dynamic:
             fn = const(functools.partial(impl, **eq.params))
-            call = f"{fn}({', '.join(atom(a) for a in eq.inputs)})"
+            parts = [atom(a) for a in eq.inputs]
+            if k in inplace:
+                parts.append(f"out={names[inplace[k]]}")
+            call = f"{fn}({', '.join(parts)})"
         else:
             fn = const(impl)
             kw = ", ".join(f"{k}={param_expr(v)}" for k, v in eq.params.items())
@@ -233,6 +236,7 @@ def compile_program(prog: Program) -> Callable:
     exec(compile(source, "<diffprog.jit>", "exec"), namespace)
     compiled = namespace["compiled"]
     compiled.source = source
+    compiled.inplace = inplace        # {equation index: the input whose buffer it writes into}
     return compiled
 
 
@@ -243,8 +247,11 @@ _INPLACE_MIN_BYTES = 1 << 16
 def _inplace_plan(prog, last_use, outputs) -> dict:
     """Equations that may write their result into a dying input's buffer: ``{k: var}``.
 
-    Only single-output NumPy ufuncs qualify, and only into an intermediate that (a) was
-    allocated fresh by a ufunc or a matrix product, (b) is not used after this equation, (c)
+    Single-output NumPy ufuncs qualify (into any input), and primitives that declare an
+    ``inplace_arg`` (their first result into that input: the fused kernels of
+    :mod:`diffprog.nn.primitives`), and
+    only into an intermediate that (a) was allocated fresh by a ufunc, a matrix product or
+    such a primitive, (b) is not used after this equation, (c)
     shares its buffer with no variable still live (views are tracked conservatively: any other
     primitive's output may alias its inputs) and (d) has the result's shape and dtype. This is
     NumPy's temporary elision, decided once at compile time from the traced shapes, for arrays of
@@ -254,13 +261,21 @@ def _inplace_plan(prog, last_use, outputs) -> dict:
     buffers: dict = {}  # var -> frozenset of buffer ids
     holders: dict = {}  # buffer id -> vars that may refer to it
     plan: dict = {}
+    from_matmul: dict = {}  # var -> True for matmul results (a fresh product, or its reshape)
     for k, eq in enumerate(prog.eqns):
+        if eq.prim.name == "matmul" and type(eq.outvars) is Var:
+            from_matmul[eq.outvars] = True
         impl = eq.prim.impl
         is_ufunc = isinstance(impl, np.ufunc) and impl.nout == 1 and not eq.params
+        inplace_arg = eq.prim.inplace_arg
         outs = eq.outvars if type(eq.outvars) is tuple else (eq.outvars,)
-        if is_ufunc and type(eq.outvars) is Var:
-            out_val = eq.outvars.value
-            for a in eq.inputs:
+        target = eq.outvars if type(eq.outvars) is Var else None
+        if inplace_arg is not None and type(eq.outvars) is tuple:
+            target = eq.outvars[0]        # a multiple-result primitive writes its first result
+        if (is_ufunc or inplace_arg is not None) and target is not None:
+            out_val = target.value
+            candidates = eq.inputs if is_ufunc else eq.inputs[inplace_arg:inplace_arg + 1]
+            for a in candidates:
                 if type(a) is not Var or a in outputs or last_use.get(a) != k:
                     continue
                 bufs = buffers.get(a)
@@ -273,16 +288,22 @@ def _inplace_plan(prog, last_use, outputs) -> dict:
                 av = a.value
                 if (isinstance(av, np.ndarray) and isinstance(out_val, np.ndarray)
                         and av.shape == out_val.shape and av.dtype == out_val.dtype
-                        and av.flags.writeable and av.base is None
+                        and av.flags.writeable and av.flags.c_contiguous
+                        and (av.base is None or from_matmul.get(a, False))
                         and av.nbytes >= _INPLACE_MIN_BYTES):
                     plan[k] = a
                     break
         if k in plan:
             src = plan[k]
-            buffers[eq.outvars] = buffers[src]
-            holders[next(iter(buffers[src]))].append(eq.outvars)
+            buffers[target] = buffers[src]
+            holders[next(iter(buffers[src]))].append(target)
+            for v in outs:
+                if v is not target:
+                    b = len(holders)
+                    holders[b] = [v]
+                    buffers[v] = frozenset((b,))
             continue
-        if is_ufunc or eq.prim.name in fresh_prims:
+        if is_ufunc or inplace_arg is not None or eq.prim.name in fresh_prims:
             for v in outs:
                 b = len(holders)
                 holders[b] = [v]

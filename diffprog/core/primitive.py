@@ -162,6 +162,7 @@ class Primitive:
         "multiple_results",
         "nondiff",
         "dynamic_params",
+        "inplace_arg",
 
         "__weakref__",
     )
@@ -190,6 +191,9 @@ class Primitive:
         #: parameters may hold traced values (index arrays under jit): they take part in
         #: choosing the trace that processes an application
         self.dynamic_params = False
+        #: index of an argument whose buffer ``impl`` may write its (single) result into when
+        #: called with ``out=`` that argument; ``jit`` does so when the argument dies there
+        self.inplace_arg = None
         if register:
             registry[name] = self
 

@@ -204,15 +204,17 @@ def _elementwise_pair(name, kernel, grad_kernel, second):
             return out[0]
         return run_blocked(kernel, np.empty_like(u, order="C"), (u,))
 
-    def derivative_impl(t, u, ans):
+    def derivative_impl(t, u, ans, out=None):
         u, t, ans = _float_array(u), np.asarray(t), np.asarray(ans)
         shape = np.broadcast_shapes(t.shape, u.shape)
         dtype = u.dtype if t.shape == shape else np.result_type(u, t)
         if not shape:
-            out = np.empty(1, dtype)
-            grad_kernel(out, t.reshape(1), u.reshape(1), ans.reshape(1))
-            return out[0]
-        return run_blocked(grad_kernel, np.empty(shape, dtype), (t, u, ans))
+            res = np.empty(1, dtype)
+            grad_kernel(res, t.reshape(1), u.reshape(1), ans.reshape(1))
+            return res[0]
+        if out is None:                   # jit passes out=t when t dies here (inplace_arg)
+            out = np.empty(shape, dtype)
+        return run_blocked(grad_kernel, out, (t, u, ans))
 
     f_p = Primitive(name, value_impl)
     grad_p = Primitive(name + "_grad", derivative_impl)
@@ -236,6 +238,7 @@ def _elementwise_pair(name, kernel, grad_kernel, second):
         return grad_p.bind(ct, u, a), None, None
 
     grad_p.transpose = grad_transpose
+    grad_p.inplace_arg = 0                # the kernel reads t only for its last product
     grad_p.vjps = (lambda g, ans, t, u, a: grad_p.bind(g, u, a),
                    lambda g, ans, t, u, a: g * t * second(u),
                    lambda g, ans, t, u, a: None)
@@ -258,24 +261,26 @@ def _masked_softargmax_kernel(out, x, keep, blocked, inv_count):
     As the maximum is at least ``c``, the row sum of ``exp(x − c)`` is at least 1 and overflows
     only when the scores of the row are spread over more than the exponent range; such rows
     (and rows with non-finite scores) are recomputed with the maximum. A row's result depends
-    on that row's kept scores only, bit for bit."""
+    on that row's kept scores only, bit for bit. ``out`` may be ``x``."""
     ones = np.ones(out.shape[-1], out.dtype)
     with np.errstate(over="ignore", invalid="ignore"):   # such rows are recomputed below
-        np.multiply(x, keep, out=out)
-        c = np.asarray(np.matmul(out, ones))
+        e = np.multiply(x, keep)
+        c = np.asarray(np.matmul(e, ones))
         c *= inv_count
-        np.subtract(x, c[..., None], out=out)
-        np.copyto(out, -np.inf, where=blocked)
-        np.exp(out, out=out)
-        s = np.asarray(np.matmul(out, ones))
+        np.subtract(x, c[..., None], out=e)
+        np.copyto(e, -np.inf, where=blocked)
+        np.exp(e, out=e)
+        s = np.asarray(np.matmul(e, ones))
         bad = ~np.isfinite(s)
+        if bad.any():                           # before x may be overwritten
+            rows = np.nonzero(bad)
+            fixed = _softargmax_rows(np.broadcast_to(x, out.shape)[rows],
+                                     np.broadcast_to(blocked, out.shape)[rows])
         s[s == 0] = 1.0                         # a fully blocked row stays all zeros
         np.divide(1.0, s, out=s)
-        out *= s[..., None]
+        np.multiply(e, s[..., None], out=out)
     if bad.any():
-        rows = np.nonzero(bad)
-        out[rows] = _softargmax_rows(np.broadcast_to(x, out.shape)[rows],
-                                     np.broadcast_to(blocked, out.shape)[rows])
+        out[rows] = fixed
 
 
 def _softargmax_rows(x, blocked):
@@ -292,10 +297,11 @@ def _softargmax_rows(x, blocked):
     return z
 
 
-def _masked_softargmax_impl(x, mask):
+def _masked_softargmax_impl(x, mask, out=None):
     x = _float_array(x)
     mask = np.asarray(mask, dtype=bool)
-    out = np.empty(np.broadcast_shapes(x.shape, mask.shape), x.dtype)
+    if out is None:                       # jit passes out=x when the scores die here
+        out = np.empty(np.broadcast_shapes(x.shape, mask.shape), x.dtype)
     keep = mask.astype(x.dtype)
     count = np.maximum(keep.sum(axis=-1), 1.0)
     return _run_rows(_masked_softargmax_kernel, out, (x,), row_ndim=max(mask.ndim, 1),
@@ -307,17 +313,18 @@ def _softargmax_tangent(p, t):
 
 
 def _softargmax_grad_kernel(out, t, p):
-    """``out = p ⊙ (t − ⟨p, t⟩)`` row by row."""
-    np.multiply(p, t, out=out)
-    s = np.asarray(np.matmul(out, np.ones(out.shape[-1], out.dtype)))
+    """``out = p ⊙ (t − ⟨p, t⟩)`` row by row (``out`` may be ``t``)."""
+    ones = np.ones(out.shape[-1], out.dtype)
+    s = np.asarray(np.matmul(np.multiply(p, t), ones))
     np.copyto(out, t)
-    add_outer(out, s, np.ones(out.shape[-1], out.dtype), -1.0)
+    add_outer(out, s, ones, -1.0)
     out *= p
 
 
-def _softargmax_grad_impl(t, p):
+def _softargmax_grad_impl(t, p, out=None):
     t, p = np.asarray(t), np.asarray(p)
-    out = np.empty(np.broadcast_shapes(t.shape, p.shape), np.result_type(t, p))
+    if out is None:                       # jit passes out=t when t dies here (inplace_arg)
+        out = np.empty(np.broadcast_shapes(t.shape, p.shape), np.result_type(t, p))
     t, p = (a if a.shape == out.shape else np.broadcast_to(a, out.shape) for a in (t, p))
     return _run_rows(_softargmax_grad_kernel, out, (t, p))
 
@@ -343,6 +350,7 @@ masked_softargmax_p.jvp = _masked_softargmax_jvp
 masked_softargmax_p.vjps = (lambda g, ans, x, mask: softargmax_grad_p.bind(g, ans),
                             lambda g, ans, x, mask: None)
 masked_softargmax_p.batch = _masked_softargmax_batch
+masked_softargmax_p.inplace_arg = 0
 
 
 # ------------------------------------------------------------------------- standardize
@@ -527,12 +535,12 @@ def _layer_norm_grad_kernel(dx, g, x, gamma, eps, dgamma, dbeta):
     add_outer(dx, a, ones, -1.0)
 
 
-def _layer_norm_grad_impl(g, x, gamma, *, eps):
+def _layer_norm_grad_impl(g, x, gamma, *, eps, out=None):
     g, x = np.asarray(g), _float_array(x)
     shape = np.broadcast_shapes(g.shape, x.shape)
     dtype = np.result_type(g, x, gamma)
     g, x = (a if a.shape == shape else np.broadcast_to(a, shape) for a in (g, x))
-    dx = np.empty(shape, dtype)
+    dx = np.empty(shape, dtype) if out is None else out   # jit: out=g when g dies here
     dgamma = np.zeros(shape[-1], dtype)
     dbeta = np.zeros(shape[-1], dtype)
     _run_rows(_layer_norm_grad_kernel, dx, (g, x), extra=(gamma, eps, dgamma, dbeta))
@@ -604,6 +612,7 @@ def _layer_norm_batch(args, dims, *, eps):
     return vmap(f, in_axes=tuple(dims))(*args), 0
 
 
+layer_norm_grad_p.inplace_arg = 0                 # ∂x may overwrite g (read before)
 layer_norm_p.vjp_joint = _layer_norm_vjp_joint        # the fused VJP for reverse mode
 layer_norm_p.batch = _layer_norm_batch
 
@@ -625,3 +634,4 @@ def _softargmax_grad_transpose(ct, t, p):
 softargmax_grad_p = Primitive("softargmax_grad", _softargmax_grad_impl)
 _from_composition(softargmax_grad_p, _softargmax_grad_composed)
 softargmax_grad_p.transpose = _softargmax_grad_transpose
+softargmax_grad_p.inplace_arg = 0

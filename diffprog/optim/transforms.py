@@ -156,6 +156,11 @@ def _next(count: np.ndarray) -> np.ndarray:
     return np.asarray(count + 1, dtype=np.int64)
 
 
+def _abs2(u: Any) -> Any:
+    """``|u|²``: one multiplication for real ``u`` (``abs`` then ``** 2`` only for complex)."""
+    return np.abs(u) ** 2 if dtype_of(u).kind == "c" else u * u
+
+
 def _like(s: Any, x: Any) -> Any:
     """A traced scalar factor ``s`` cast to the dtype of ``x`` (float32 stays float32); Python
     and concrete factors are returned as they are."""
@@ -597,7 +602,7 @@ def adagrad(lr: ScalarOrSchedule, eps: float = 1e-10,
     def update(updates, state, params=None):
         _check_update(name, updates, state, ScaleByAdagradState, "sum_of_squares")
         g = _lr_at(name, lr, state.count)
-        s = tree_map(lambda s, u: s + np.abs(u) ** 2, state.sum_of_squares, updates)
+        s = tree_map(lambda s, u: s + _abs2(u), state.sum_of_squares, updates)
         out = tree_map(lambda u, s: -_like(g, u) * u / (np.sqrt(s) + eps), updates, s)
         return out, ScaleByAdagradState(count=_next(state.count), sum_of_squares=s)
 
@@ -626,7 +631,7 @@ def rmsprop(lr: ScalarOrSchedule, decay: float = 0.9, eps: float = 1e-8) -> Grad
     def update(updates, state, params=None):
         _check_update(name, updates, state, ScaleByRmsState, "nu")
         g = _lr_at(name, lr, state.count)
-        nu = tree_map(lambda n, u: decay * n + (1 - decay) * np.abs(u) ** 2, state.nu, updates)
+        nu = tree_map(lambda n, u: decay * n + (1 - decay) * _abs2(u), state.nu, updates)
         out = tree_map(lambda u, n: -_like(g, u) * u / (np.sqrt(n) + eps), updates, nu)
         return out, ScaleByRmsState(count=_next(state.count), nu=nu)
 
@@ -654,7 +659,7 @@ def _adam_core(name, lr, b1, b2, eps, bias_correction, eps_inside_sqrt, weight_d
         g = _lr_at(name, lr, state.count)
         t = state.count + 1 if isinstance(state.count, Tracer) else int(state.count) + 1
         mu = tree_map(lambda m, u: b1 * m + (1 - b1) * u, state.mu, updates)
-        nu = tree_map(lambda n, u: b2 * n + (1 - b2) * np.abs(u) ** 2, state.nu, updates)
+        nu = tree_map(lambda n, u: b2 * n + (1 - b2) * _abs2(u), state.nu, updates)
         c1 = 1 - b1 ** t if bias_correction else 1.0
         c2 = 1 - b2 ** t if bias_correction else 1.0
 
