@@ -35,6 +35,7 @@ import math
 import numpy as np
 
 from .. import numpy as dnp
+from ..core import blocking
 from ..core.batching_rules import _elementwise, _ndim, pad_rank, to_front
 from ..core.blocking import add_outer, run_blocked
 from ..core.primitive import Primitive
@@ -304,8 +305,51 @@ def _masked_softargmax_impl(x, mask, out=None):
         out = np.empty(np.broadcast_shapes(x.shape, mask.shape), x.dtype)
     keep = mask.astype(x.dtype)
     count = np.maximum(keep.sum(axis=-1), 1.0)
-    return _run_rows(_masked_softargmax_kernel, out, (x,), row_ndim=max(mask.ndim, 1),
+    m = max(mask.ndim, 1)
+    if (x.shape == out.shape and x.flags.c_contiguous and out.flags.c_contiguous
+            and out.size and x.ndim >= m):
+        # rows of the mask's shape, tiled to one block: same-shape passes and BLAS updates
+        tile = out.shape[out.ndim - m:]
+        lk = tile[-1]
+        rows = math.prod(tile[:-1])
+        per = max(1, blocking.BLOCK_BYTES // max(rows * lk * out.itemsize, 1))
+        per = min(per, out.size // (rows * lk))
+        keep_t = np.tile(np.broadcast_to(keep, tile).reshape(rows, lk), (per, 1))
+        inv_t = np.tile(np.broadcast_to(1.0 / count, tile[:-1]).reshape(rows), per)
+        bias_t = np.where(keep_t == 0, -np.inf, 0.0).astype(out.dtype)
+        return _run_rows(_masked_softargmax_rows_kernel, out, (x,), row_ndim=m,
+                         extra=(keep_t, bias_t, inv_t.astype(out.dtype)))
+    return _run_rows(_masked_softargmax_kernel, out, (x,), row_ndim=m,
                      extra=(keep, ~mask, 1.0 / count))
+
+
+def _masked_softargmax_rows_kernel(out, x, keep, bias, inv_count):
+    """:func:`_masked_softargmax_kernel` on a block seen as a 2-D stack of rows, with the mask
+    tiled to the block: ``keep`` (1 kept, 0 blocked) and ``bias`` (0 kept, −∞ blocked), added
+    to the scores in one same-shape pass (a non-finite score at a blocked entry makes its row
+    one of the recomputed ones). ``out`` may be ``x``."""
+    lk = out.shape[-1]
+    o2, x2 = out.reshape(-1, lk), x.reshape(-1, lk)
+    n = o2.shape[0]
+    keep, bias, inv_count = keep[:n], bias[:n], inv_count[:n]
+    ones = np.ones(lk, out.dtype)
+    with np.errstate(over="ignore", invalid="ignore"):   # such rows are recomputed below
+        e = np.multiply(x2, keep)
+        c = np.matmul(e, ones)
+        c *= inv_count
+        np.add(x2, bias, out=e)
+        add_outer(e, c, ones, -1.0)
+        np.exp(e, out=e)
+        s = np.matmul(e, ones)
+        bad = ~np.isfinite(s)
+        if bad.any():                           # before x may be overwritten
+            rows = np.nonzero(bad)
+            fixed = _softargmax_rows(x2[rows], keep[rows] == 0)
+        s[s == 0] = 1.0                         # a fully blocked row stays all zeros
+        np.divide(1.0, s, out=s)
+        np.multiply(e, _outer(s, ones, out.dtype), out=o2)
+    if bad.any():
+        o2[rows] = fixed
 
 
 def _softargmax_tangent(p, t):
