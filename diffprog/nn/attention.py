@@ -365,16 +365,20 @@ class MultiHeadAttention(Module):
                       scale: float | None = None) -> tuple[Any, Any]:
         """All heads' queries ``(..., H, Lq, Dk)`` (times ``scale`` if given, folded into the
         projection) and keys ``(..., H, Lk, Dk)``, RoPE-rotated when positions are given."""
+        q = self._queries(x, scale)
+        k = _split_heads(self.k_proj(c), self.num_heads)
+        if pos_q is not None:
+            q, k = _rope(q, _head_positions(pos_q)), _rope(k, _head_positions(pos_k))
+        return q, k
+
+    def _queries(self, x: Any, scale: float | None = None) -> Any:
+        """All heads' queries ``(..., H, Lq, Dk)``, times ``scale`` (folded into ``W^Q``)."""
         if scale is None:
             q = self.q_proj(x)
         else:
             W, b = self.q_proj.W, self.q_proj.b
             q = dnp.matmul(x, W * scale) if b is None else dnp.matmul(x, W * scale) + b * scale
-        q = _split_heads(q, self.num_heads)
-        k = _split_heads(self.k_proj(c), self.num_heads)
-        if pos_q is not None:
-            q, k = _rope(q, _head_positions(pos_q)), _rope(k, _head_positions(pos_k))
-        return q, k
+        return _split_heads(q, self.num_heads)
 
     def attention_weights(self, x: Any, context: Any = None, *, mask: Any = None,
                           rope: bool = False, positions: Any = None) -> Any:
@@ -406,6 +410,39 @@ class MultiHeadAttention(Module):
                 q, k = _rope(q, pos_q), _rope(k, pos_k)
             heads.append(attention(q, k, v, mask=mask))
         return self.o_proj(dnp.concatenate(heads, axis=-1))
+
+    def project_context(self, context: Any) -> tuple[Any, Any]:
+        """All heads' keys ``(..., H, Lk, Dk)`` and values ``(..., H, Lk, Dv)`` of a context
+        ``(..., Lk, D)`` (book §4.8.10): computed once, they serve every decoding step's
+        cross-attention through :meth:`attend_context`.
+
+        Example::
+
+            >>> mha = MultiHeadAttention.init(0, 4, 2)
+            >>> k, v = mha.project_context(np.ones((5, 4)))
+            >>> k.shape, v.shape
+            ((2, 5, 2), (2, 5, 2))
+        """
+        check_last_dim(context, self.d_model, "MultiHeadAttention.project_context", "context")
+        return (_split_heads(self.k_proj(context), self.num_heads),
+                _split_heads(self.v_proj(context), self.num_heads))
+
+    def attend_context(self, x: Any, keys: Any, values: Any, *, mask: Any = None) -> Any:
+        """Cross-attention of ``x (..., Lq, D)`` to a context projected by
+        :meth:`project_context`: equal to ``self(x, context, mask=mask)``.
+
+        Example::
+
+            >>> mha = MultiHeadAttention.init(0, 4, 2)
+            >>> x, c = np.ones((3, 4)), np.arange(20.0).reshape(5, 4) / 20
+            >>> bool(np.allclose(mha.attend_context(x, *mha.project_context(c)), mha(x, c)))
+            True
+        """
+        self._check(x, None, "batched")
+        _check_mask(mask, dnp.shape(x)[-2], dnp.shape(keys)[-2], "MultiHeadAttention")
+        q = self._queries(x, scale=1.0 / float(np.sqrt(self.d_k)))
+        y = _weights(q, keys, _head_mask(mask), 1.0)
+        return self.o_proj(_merge_heads(dnp.matmul(y, values)))
 
     def attend_cached(self, x: Any, cache_k: Any, cache_v: Any, *, position: int,
                       rope: bool = False, window: int | None = None) -> tuple[Any, Any, Any]:

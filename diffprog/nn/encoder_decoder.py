@@ -12,7 +12,8 @@ the √D scale keeps the N(0, 0.02²) embeddings from being swamped by the unit-
 in the original Transformer). The output layer is tied to the target embedding (Remark 4.5).
 
 Greedy decoding runs the decoder incrementally with a KV cache of the self-attention keys and
-values of every layer (book §4.8.8); ``use_cache=False`` recomputes the whole prefix at every
+values of every layer (book §4.8.8), the cross-attention keys and values of the encoder output
+projected once; ``use_cache=False`` recomputes the whole prefix at every
 step instead, and both give the same tokens and logits.
 
 :func:`prefix_lm_inputs` covers the decoder-only alternative (book §4.8.10, "Differences with
@@ -184,7 +185,8 @@ class EncoderDecoder(Module):
         §4.8.10), stopping after EOS or ``max_len`` new tokens. ``src`` ``(..., Ls)`` gives
         ``(..., T)`` ids starting with BOS; a sequence that has finished is padded with EOS.
 
-        ``use_cache=True`` encodes once and feeds the decoder one token per step, keeping the
+        ``use_cache=True`` encodes once, projects the encoder output to every layer's
+        cross-attention keys/values once, and feeds the decoder one token per step, keeping the
         self-attention keys/values of every layer (KV cache, book §4.8.8); ``use_cache=False``
         reruns the decoder on the whole prefix at every step. Both give the same result.
         ``return_logits=True`` also returns the step logits ``(..., T−1, M)``.
@@ -214,13 +216,17 @@ class EncoderDecoder(Module):
         caches = [(np.zeros((*batch, lay.attn.num_heads, 0, lay.attn.d_k), h_enc.dtype),
                    np.zeros((*batch, lay.attn.num_heads, 0, lay.attn.d_v), h_enc.dtype))
                   for lay in self.decoder.layers]
+        # the cross-attention keys/values of the encoder output: projected once, not per step
+        context_kv = ([layer.cross_attn.project_context(h_enc) for layer in self.decoder.layers]
+                      if use_cache else None)
         step_logits = []
         for t in range(max_len):
             if use_cache:
                 x = self._inputs(self.tgt_embed, tokens[..., -1:], start=t)
                 new = []
-                for layer, (ck, cv) in zip(self.decoder.layers, caches, strict=True):
-                    x, ck, cv = layer.attend_cached(x, ck, cv, position=t, context=h_enc,
+                for layer, (ck, cv), kv in zip(self.decoder.layers, caches, context_kv,
+                                               strict=True):
+                    x, ck, cv = layer.attend_cached(x, ck, cv, position=t, context_kv=kv,
                                                     context_mask=cmask)
                     new.append((ck, cv))
                 caches = new

@@ -138,14 +138,20 @@ class TransformerLayer(Module):
         return ln(x + f(x))
 
     def _apply(self, x: Any, self_attn: Callable[[Any], Any], context: Any,
-               context_mask: Any) -> Any:
+               context_mask: Any, context_kv: Any = None) -> Any:
         x = self._sublayer(x, self_attn, self.ln1)
         if self.cross_attn is not None:
-            if context is None:
+            cross = self.cross_attn
+            if context_kv is not None:          # keys/values projected once (decoding)
+                def cross_fn(h):
+                    return cross.attend_context(h, *context_kv, mask=context_mask)
+            elif context is None:
                 raise ValueError("TransformerLayer: this layer has cross-attention; argument "
                                  "'context' (the encoder output) is required")
-            cross = self.cross_attn
-            x = self._sublayer(x, lambda h: cross(h, context, mask=context_mask), self.ln_cross)
+            else:
+                def cross_fn(h):
+                    return cross(h, context, mask=context_mask)
+            x = self._sublayer(x, cross_fn, self.ln_cross)
         elif context is not None:
             raise ValueError("TransformerLayer: argument 'context' given to a layer built "
                              "without cross_attention")
@@ -188,11 +194,15 @@ class TransformerLayer(Module):
 
     def attend_cached(self, x: Any, cache_k: Any, cache_v: Any, *, position: int,
                       rope: bool = False, window: int | None = None,
-                      context: Any = None, context_mask: Any = None) -> tuple[Any, Any, Any]:
+                      context: Any = None, context_mask: Any = None,
+                      context_kv: Any = None) -> tuple[Any, Any, Any]:
         """The layer on new tokens ``x (..., Lnew, D)`` at positions ``position, …``, with causal
         self-attention against cached keys/values (book §4.8.8, KV cache); returns the output and
         the updated (clipped to ``window``) cache. See
-        :meth:`~diffprog.nn.attention.MultiHeadAttention.attend_cached`.
+        :meth:`~diffprog.nn.attention.MultiHeadAttention.attend_cached`. A layer with
+        cross-attention takes the encoder output as ``context``, or its keys and values already
+        projected as ``context_kv = cross_attn.project_context(context)`` (computed once for all
+        decoding steps).
 
         Example::
 
@@ -214,7 +224,7 @@ class TransformerLayer(Module):
             new.extend((k, v))
             return y
 
-        y = self._apply(x, self_attn, context, context_mask)
+        y = self._apply(x, self_attn, context, context_mask, context_kv)
         return y, new[0], new[1]
 
 

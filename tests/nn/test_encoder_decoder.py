@@ -297,3 +297,35 @@ def test_net75_prefix_lm_inputs_bad_input():
         prefix_lm_inputs([1], [2.5])
     with pytest.raises(ValueError, match="prefix_lm_inputs: argument 'prompt'"):
         prefix_lm_inputs([-1], [2])
+
+
+def test_net74_cached_decoding_projects_the_encoder_output_once(monkeypatch):
+    """The cross-attention keys/values of the encoder output are projected once per layer, not
+    at every decoding step; attending to them equals cross-attention to the context."""
+    from diffprog.nn.attention import MultiHeadAttention
+
+    m = _model()
+    src = np.array([[3, 4, 5, 6, 2], [6, 5, 4, 3, 2]])
+    mha = m.decoder.layers[0].cross_attn
+    h = m.encode(src)
+    x = np.random.default_rng(0).normal(size=(2, 3, m.d_model))
+    valid = np.array([[True] * 5, [True, True, True, False, False]])[:, None, :]
+    np.testing.assert_allclose(mha.attend_context(x, *mha.project_context(h), mask=valid),
+                               mha(x, h, mask=valid), atol=1e-13)
+    calls = {"project": 0, "attend": 0}
+    project, attend = MultiHeadAttention.project_context, MultiHeadAttention.attend_context
+
+    def counting_project(self, *a, **k):
+        calls["project"] += 1
+        return project(self, *a, **k)
+
+    def counting_attend(self, *a, **k):
+        calls["attend"] += 1
+        return attend(self, *a, **k)
+
+    monkeypatch.setattr(MultiHeadAttention, "project_context", counting_project)
+    monkeypatch.setattr(MultiHeadAttention, "attend_context", counting_attend)
+    tokens = m.greedy_decode(src, 1, 2, 6)
+    steps = tokens.shape[-1] - 1
+    layers = len(m.decoder.layers)
+    assert calls == {"project": layers, "attend": steps * layers}
