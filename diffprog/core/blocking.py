@@ -13,10 +13,10 @@ axis of C-contiguous operands of one shape, keeping a trailing ``row`` shape who
 that reduce over rows, such as a softmax); anything else (broadcasting operands, strided views) is
 run as one block, so the kernel must also accept whole arrays.
 
-:func:`add_outer` adds a rank-one matrix ``α c rᵀ`` to a block in place: subtracting a per-row
-value or adding a per-column one. NumPy broadcasts such operands one short row at a time (about
-three times the cost of a same-shape operation on a 512 × 128 block); BLAS ``ger`` does it in one
-pass.
+Kernels use NumPy only. SciPy's BLAS wrappers (``scipy.linalg.blas``, e.g. ``?ger`` for rank-one
+updates) call the OpenBLAS that SciPy bundles, whose thread pool is separate from NumPy's: with
+the default threading the two pools spin against each other, and a training step measured 4.5×
+slower.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["BLOCK_BYTES", "run_blocked", "add_outer"]
+__all__ = ["BLOCK_BYTES", "run_blocked"]
 
 #: bytes of each operand per block: a handful of operands and temporaries fit a 1–2 MiB L2
 BLOCK_BYTES = 1 << 18
@@ -65,36 +65,3 @@ def run_blocked(kernel: Callable, out: np.ndarray, arrays: tuple, *, row_ndim: i
         kernel(*[f[s:e] for f in flat], *extra)
     return out
 
-
-_GER: dict = {}
-
-
-def _ger(dtype):
-    """BLAS ``?ger`` for float32 / float64 (looked up once), else None."""
-    if not _GER:
-        from scipy.linalg import blas
-
-        _GER.update({np.dtype(np.float32): blas.sger, np.dtype(np.float64): blas.dger})
-    return _GER.get(dtype)
-
-
-def add_outer(out: np.ndarray, col: np.ndarray, row: np.ndarray, alpha: float = 1.0) -> None:
-    """``out += α · col ⊗ row`` in place, for a 2-D ``out (n, d)``, ``col (n,)``, ``row (d,)``.
-
-    A C-contiguous float32 or float64 ``out`` is updated by BLAS ``ger`` (on its transpose, a
-    Fortran-ordered ``d × n`` matrix); anything else by NumPy broadcasting.
-
-    Example::
-
-        >>> import numpy as np
-        >>> a = np.zeros((2, 3))
-        >>> add_outer(a, np.array([1.0, 2.0]), np.ones(3), -1.0)
-        >>> a.tolist()
-        [[-1.0, -1.0, -1.0], [-2.0, -2.0, -2.0]]
-    """
-    ger = _ger(out.dtype)
-    if (ger is not None and out.ndim == 2 and out.flags.c_contiguous and out.size
-            and col.dtype == out.dtype and row.dtype == out.dtype):
-        ger(alpha, row, col, a=out.T, overwrite_a=1)
-        return
-    out += alpha * np.multiply.outer(col, row)

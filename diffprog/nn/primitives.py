@@ -37,7 +37,7 @@ import numpy as np
 from .. import numpy as dnp
 from ..core import blocking
 from ..core.batching_rules import _elementwise, _ndim, pad_rank, to_front
-from ..core.blocking import add_outer, run_blocked
+from ..core.blocking import run_blocked
 from ..core.primitive import Primitive
 from ..numpy._base import dtype_of, is_undefined
 
@@ -57,16 +57,6 @@ def _row_means(a, w=None):
     d = a.shape[-1]
     m = np.asarray(np.matmul(a, np.ones(d, a.dtype) if w is None else w))
     m *= 1.0 / d
-    return m
-
-
-def _outer(col, row, dtype):
-    """The matrix ``col ⊗ row`` (a rank-one BLAS update of zeros for a vector ``col``)."""
-    col = np.asarray(col, dtype)
-    if col.ndim != 1:
-        return np.multiply.outer(col, row)
-    m = np.zeros((col.shape[0], row.shape[0]), dtype)
-    add_outer(m, col, np.asarray(row, dtype))
     return m
 
 
@@ -338,7 +328,7 @@ def _masked_softargmax_rows_kernel(out, x, keep, bias, inv_count):
         c = np.matmul(e, ones)
         c *= inv_count
         np.add(x2, bias, out=e)
-        add_outer(e, c, ones, -1.0)
+        e -= c[:, None]
         np.exp(e, out=e)
         s = np.matmul(e, ones)
         bad = ~np.isfinite(s)
@@ -347,7 +337,7 @@ def _masked_softargmax_rows_kernel(out, x, keep, bias, inv_count):
             fixed = _softargmax_rows(x2[rows], keep[rows] == 0)
         s[s == 0] = 1.0                         # a fully blocked row stays all zeros
         np.divide(1.0, s, out=s)
-        np.multiply(e, _outer(s, ones, out.dtype), out=o2)
+        np.multiply(e, s[:, None], out=o2)
     if bad.any():
         o2[rows] = fixed
 
@@ -360,8 +350,7 @@ def _softargmax_grad_kernel(out, t, p):
     """``out = p ⊙ (t − ⟨p, t⟩)`` row by row (``out`` may be ``t``)."""
     ones = np.ones(out.shape[-1], out.dtype)
     s = np.asarray(np.matmul(np.multiply(p, t), ones))
-    np.copyto(out, t)
-    add_outer(out, s, ones, -1.0)
+    np.subtract(t, s[..., None], out=out)
     out *= p
 
 
@@ -400,11 +389,9 @@ masked_softargmax_p.inplace_arg = 0
 # ------------------------------------------------------------------------- standardize
 def _standardize_kernel(out, x, eps):
     """``out = (x − μ)/√(σ² + ε)`` over the last axis."""
-    ones = np.ones(x.shape[-1], out.dtype)
     mu = _row_means(x)
-    np.copyto(out, x)
-    add_outer(out, mu, ones, -1.0)
-    out *= _outer(_inv_std(out, eps), ones, out.dtype)
+    np.subtract(x, mu[..., None], out=out)
+    out *= _inv_std(out, eps)[..., None]
 
 
 def _standardize_impl(x, *, eps):
@@ -415,7 +402,6 @@ def _standardize_impl(x, *, eps):
 def _standardize_grad_kernel(out, t, x, y, eps):
     """``out = r (t − mean(t) − y mean(y t))`` with ``r = 2/(m + √(m² + 4ε))``,
     ``m = mean(y x)``: the JVP and VJP of :data:`standardize_p`."""
-    ones = np.ones(y.shape[-1], out.dtype)
     np.multiply(y, x, out=out)
     m = _row_means(out)
     r = np.multiply(m, m)
@@ -426,10 +412,10 @@ def _standardize_grad_kernel(out, t, x, y, eps):
     np.multiply(t, y, out=out)
     ty = _row_means(out)
     tm = _row_means(t)
-    np.multiply(y, _outer(ty, ones, out.dtype), out=out)
+    np.multiply(y, ty[..., None], out=out)
     np.subtract(t, out, out=out)
-    add_outer(out, tm, ones, -1.0)
-    out *= _outer(r, ones, out.dtype)
+    out -= tm[..., None]
+    out *= r[..., None]
 
 
 def _standardize_grad_impl(t, x, y, *, eps):
@@ -526,14 +512,12 @@ standardize_grad_p.batch = _standardize_grad_batch
 # batching rules come from the compositions ``_layer_norm_composed`` and
 # ``_layer_norm_grad_composed`` of the primitives above (so every order works).
 def _layer_norm_kernel(out, x, gamma, beta, eps):
-    """``out = γ ⊙ (x − μ)/√(σ² + ε) + β``: the scales ``r γᵀ`` and the shift ``1 βᵀ`` are
-    rank-one matrices (BLAS ``ger``) instead of broadcasts over short rows."""
-    ones = np.ones(x.shape[-1], out.dtype)
+    """``out = γ ⊙ (x − μ)/√(σ² + ε) + β``."""
     mu = _row_means(x)
-    np.copyto(out, x)
-    add_outer(out, mu, ones, -1.0)
-    out *= _outer(_inv_std(out, eps), gamma, out.dtype)
-    add_outer(out, np.ones(out.shape[:-1], out.dtype), np.asarray(beta, out.dtype))
+    np.subtract(x, mu[..., None], out=out)
+    out *= _inv_std(out, eps)[..., None]
+    out *= gamma
+    out += beta
 
 
 def _layer_norm_impl(x, gamma, beta, *, eps):
@@ -550,14 +534,12 @@ def _layer_norm_impl(x, gamma, beta, *, eps):
 def _layer_norm_grad_kernel(dx, g, x, gamma, eps, dgamma, dbeta):
     """With ``x̂ = x − μ``, ``r = 1/√(σ² + ε)``, ``y = r x̂`` and ``h = g γ``:
     ``∂β = Σ g``, ``∂γ = Σ g y = (g x̂)ᵀ r``, and
-    ``∂x = r (h − mean(h) − y mean(h y)) = (r γᵀ) ⊙ g − (r³ b 1ᵀ) ⊙ x̂ − r a 1ᵀ`` with
-    ``a = mean(g γ)``, ``b = mean((g x̂) γ)``: matrix-vector products and rank-one matrices
-    only (``y`` and ``h`` are never formed)."""
+    ``∂x = r (h − mean(h) − y mean(h y)) = r ⊙ (g γ) − (r³ b) ⊙ x̂ − r a`` (per-row factors
+    broadcast along the rows) with ``a = mean(g γ)``, ``b = mean((g x̂) γ)``: the row means are
+    matrix-vector products, and ``y`` and ``h`` are never formed."""
     dt = dx.dtype
     gamma = np.asarray(gamma, dt)
-    ones = np.ones(x.shape[-1], dt)
-    xh = np.array(x, dtype=dt, copy=True)
-    add_outer(xh, _row_means(x), ones, -1.0)            # x̂
+    xh = np.subtract(x, _row_means(x)[..., None], dtype=dt)   # x̂
     r = _inv_std(xh, eps)
     gx = np.multiply(g, xh)
     lead = tuple(range(dx.ndim - 1))
@@ -572,11 +554,12 @@ def _layer_norm_grad_kernel(dx, g, x, gamma, eps, dgamma, dbeta):
     b *= r
     b *= r
     b *= r
-    np.multiply(g, _outer(r, gamma, dt), out=dx)
-    np.multiply(xh, _outer(b, ones, dt), out=gx)
+    np.multiply(g, gamma, out=dx)
+    dx *= r[..., None]
+    np.multiply(xh, b[..., None], out=gx)
     dx -= gx
     a *= r
-    add_outer(dx, a, ones, -1.0)
+    dx -= a[..., None]
 
 
 def _layer_norm_grad_impl(g, x, gamma, *, eps, out=None):
