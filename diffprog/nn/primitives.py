@@ -4,28 +4,35 @@ rules can be a primitive).
 A Transformer's time outside matrix products goes to elementwise passes over large activations.
 Written as compositions of elementwise NumPy operations, the exact GELU costs about twenty passes
 over the MLP's hidden activations in the forward and backward passes, and masked attention about
-fifteen over the attention scores. These primitives compute the same functions in a few passes,
-with rules that are themselves written with differentiable operations (so every order of
-differentiation, ``vmap`` and ``jit`` still work):
+fifteen over the attention scores. These primitives compute the same functions as one kernel
+each, run on cache-sized blocks (:func:`~diffprog.core.blocking.run_blocked`: the kernel's
+passes stay in L2), with rules that are themselves written with differentiable operations or
+differentiate the plain composition (so every order of differentiation, ``vmap`` and ``jit``
+still work). The derivative kernels (and the masked softargmax) declare an ``inplace_arg``:
+under ``jit`` they overwrite the cotangent (the scores) they consume when nothing else reads it.
 
 - ``gelu_p``: ``u Φ(u) = ½ u erfc(−u/√2)``, one ``erfc``; ``gelu_tanh_p``: the tanh form
-  ``½ u (1 + tanh(k(u + a u³)))`` (``k = √(2/π)``, ``a = 0.044715``) in nine in-place passes.
+  ``½ u (1 + tanh(k(u + a u³)))`` (``k = √(2/π)``, ``a = 0.044715``).
   Their JVP and VJP are one more primitive each, ``gelu_grad_p(t, u, gelu(u)) = t ⊙ gelu'(u)``
-  (``t`` the tangent or the cotangent), which reads ``c(u) = gelu(u)/u`` off the forward result
-  (``Φ(u)``, resp. ``½(1 + tanh(…))``; ``½`` at ``u = 0``) instead of evaluating ``erfc`` or
-  ``tanh`` again, and multiplies by ``t`` in the same pass. It is exact only on the triples it is
-  given, so its rules differentiate the composition: linear in ``t``, ``t ⊙ gelu''(u)`` in
-  ``u`` (``φ(u)(2 − u²)``, resp. ``k(1 − T²)(P − k u T P² + 3 a u²)``, written with
-  differentiable operations), zero in the forward result.
+  (``t`` the tangent or the cotangent): the exact form reads ``Φ(u) = gelu(u)/u`` off the
+  forward result (``½`` at ``u = 0``) instead of evaluating ``erfc`` again; the tanh form
+  recomputes ``T = tanh(…)`` in cache, cheaper than reading it back. Its rules: linear in
+  ``t``, ``t ⊙ gelu''(u)`` in ``u`` (``φ(u)(2 − u²)``, resp.
+  ``k(1 − T²)(P − k u T P² + 3 a u²)``, written with differentiable operations), zero in the
+  forward result.
 - ``masked_softargmax_p``: ``softargmax`` over the last axis restricted to a boolean mask
   (True = kept): blocked entries get probability exactly 0 and cotangent exactly 0, and a row
-  with no kept entry is all zeros (never NaN). JVP ``p ⊙ (t − ⟨p, t⟩)``, the same VJP (the
+  with no kept entry is all zeros (never NaN); each row's result depends on its kept scores
+  only, bit for bit. Its JVP and VJP are ``softargmax_grad_p(t, p) = p ⊙ (t − ⟨p, t⟩)`` (the
   Jacobian ``diag(p) − ppᵀ`` is symmetric).
 - ``standardize_p``: ``y = (x − μ)/√(σ² + ε)`` over the last axis (the core of layer
-  normalization, §4.5.2). Its JVP and VJP are ``r (t − mean(t) − y mean(y t))`` (the Jacobian
-  ``r(I − 11ᵀ/D − y yᵀ/D)`` is symmetric), with ``r = 1/√(σ² + ε)`` recovered from
-  ``m = mean(y x) = σ² r`` as ``r = 2/(m + √(m² + 4ε))`` (the positive root of
-  ``ε r² + m r − 1 = 0``): two passes over the data instead of recomputing the moments.
+  normalization, §4.5.2). Its JVP and VJP are ``standardize_grad_p(t, x, y) =
+  r (t − mean(t) − y mean(y t))`` (the Jacobian ``r(I − 11ᵀ/D − y yᵀ/D)`` is symmetric), with
+  ``r = 1/√(σ² + ε)`` recovered from ``m = mean(y x) = σ² r`` as ``r = 2/(m + √(m² + 4ε))``
+  (the positive root of ``ε r² + m r − 1 = 0``).
+- ``layer_norm_p(x, γ, β) = standardize(x) ⊙ γ + β`` and its VJP
+  ``layer_norm_grad_p(g, x, γ) = (∂x, ∂γ, ∂β)``, one kernel each way (the affine layer norm of
+  :func:`~diffprog.nn.layer_norm` with γ, β of shape ``(D,)``).
 """
 
 from __future__ import annotations
