@@ -34,7 +34,8 @@ BLOCK_BYTES = 1 << 18
 
 def run_blocked(kernel: Callable, out: np.ndarray, arrays: tuple, *, row_ndim: int = 0,
                 extra: tuple = ()) -> np.ndarray:
-    """Run ``kernel(out_block, *array_blocks, *extra)`` over cache-sized blocks; return ``out``.
+    """Run ``kernel(out_block, *array_blocks, *extra)`` over cache-sized blocks; return ``out``
+    (book §8.3.3: the cost of a derivative includes its memory traffic).
 
     ``out`` and every entry of ``arrays`` are split into blocks along the flattened leading axes,
     keeping the last ``row_ndim`` axes whole; ``extra`` is passed unsplit (a mask broadcasting

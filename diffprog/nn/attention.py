@@ -429,7 +429,8 @@ class MultiHeadAttention(Module):
 
     def attend_context(self, x: Any, keys: Any, values: Any, *, mask: Any = None) -> Any:
         """Cross-attention of ``x (..., Lq, D)`` to a context projected by
-        :meth:`project_context`: equal to ``self(x, context, mask=mask)``.
+        :meth:`project_context` (book §4.8.10): ``softargmax(X W^Q Kᵀ/√Dk) V`` per head, then
+        ``W^O``; equal to ``self(x, context, mask=mask)``.
 
         Example::
 
