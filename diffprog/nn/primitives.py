@@ -70,8 +70,8 @@ def _row_means(a, w=None):
 def _run_rows(kernel, out, arrays, extra=(), row_ndim=1):
     """:func:`~diffprog.core.blocking.run_blocked` for kernels over rows (the last
     ``row_ndim`` axes). Operands of ``out``'s shape, all C-contiguous, are seen as a 2-D stack
-    of rows (``row_ndim = 1``) or a 3-D stack of row blocks, so kernels get per-row vectors and
-    matrices BLAS can update; others run as they are."""
+    of rows (``row_ndim = 1``) or a 3-D stack of row blocks, so a row reduction is one
+    matrix-vector product per block and yields a vector; others run as they are."""
     shape = out.shape
     if out.flags.c_contiguous and all(type(a) is np.ndarray and a.shape == shape
                                       and a.flags.c_contiguous for a in arrays):
