@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -166,11 +165,9 @@ def main() -> None:
     if a.worker:
         _worker(a.worker, a.repeat, a.batch, a.context)
         return
-    env = dict(os.environ)
-    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
-        env.pop(var, None)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[var] = "1"
+    from run import child_env  # one thread, the slow-BLAS overrides removed
+
+    env, _ = child_env()
     results, rounds = {}, {lib: [] for lib in a.libs}
     for _ in range(a.rounds):
         for lib in a.libs:
