@@ -247,13 +247,13 @@ _INPLACE_MIN_BYTES = 1 << 16
 def _inplace_plan(prog, last_use, outputs) -> dict:
     """Equations that may write their result into a dying input's buffer: ``{k: var}``.
 
-    Single-output NumPy ufuncs qualify (into any input), and primitives that declare an
+    Single-output NumPy ufuncs qualify (into any input), and so do primitives that declare an
     ``inplace_arg`` (their first result into that input: the fused kernels of
-    :mod:`diffprog.nn.primitives`), and
-    only into an intermediate that (a) was allocated fresh by a ufunc, a matrix product or
-    such a primitive, (b) is not used after this equation, (c)
-    shares its buffer with no variable still live (views are tracked conservatively: any other
-    primitive's output may alias its inputs) and (d) has the result's shape and dtype. This is
+    :mod:`diffprog.nn.primitives`). The buffer must belong to an intermediate that (a) was
+    allocated fresh by a ufunc, a matrix product or such a primitive, (b) is not used after this
+    equation, (c) shares its buffer with no variable still live (views are tracked
+    conservatively: any other primitive's output may alias its inputs) and (d) has the result's
+    shape and dtype and is C-contiguous. This is
     NumPy's temporary elision, decided once at compile time from the traced shapes, for arrays of
     at least 64 KiB (smaller ones are cheaper to allocate than to pass ``out=``).
     """

@@ -191,7 +191,7 @@ class Primitive:
         #: parameters may hold traced values (index arrays under jit): they take part in
         #: choosing the trace that processes an application
         self.dynamic_params = False
-        #: index of an argument whose buffer ``impl`` may write its (single) result into when
+        #: index of an argument whose buffer ``impl`` may write its (first) result into when
         #: called with ``out=`` that argument; ``jit`` does so when the argument dies there
         self.inplace_arg = None
         if register:
