@@ -253,7 +253,7 @@ def _inplace_plan(prog, last_use, outputs) -> dict:
     allocated fresh by a ufunc, a matrix product or such a primitive, (b) is not used after this
     equation, (c) shares its buffer with no variable still live (views are tracked
     conservatively: any other primitive's output may alias its inputs) and (d) has the result's
-    shape and dtype and is C-contiguous. This is
+    shape and dtype. This is
     NumPy's temporary elision, decided once at compile time from the traced shapes, for arrays of
     at least 64 KiB (smaller ones are cheaper to allocate than to pass ``out=``).
     """
@@ -288,7 +288,7 @@ def _inplace_plan(prog, last_use, outputs) -> dict:
                 av = a.value
                 if (isinstance(av, np.ndarray) and isinstance(out_val, np.ndarray)
                         and av.shape == out_val.shape and av.dtype == out_val.dtype
-                        and av.flags.writeable and av.flags.c_contiguous
+                        and av.flags.writeable
                         and (av.base is None or from_matmul.get(a, False))
                         and av.nbytes >= _INPLACE_MIN_BYTES):
                     plan[k] = a
