@@ -67,6 +67,16 @@ def _row_means(a, w=None):
     return m
 
 
+if hasattr(np, "vecdot"):                      # NumPy ≥ 2: one pass, no temporary
+    def _row_dots(a, b):
+        """``Σ_i a[..., i] b[..., i]`` (NumPy arrays)."""
+        return np.asarray(np.vecdot(a, b))
+else:                                           # pragma: no cover - NumPy 1.x
+    def _row_dots(a, b):
+        """``Σ_i a[..., i] b[..., i]`` (NumPy arrays)."""
+        return np.asarray(np.matmul(np.multiply(a, b), np.ones(np.shape(a)[-1], a.dtype)))
+
+
 def _run_rows(kernel, out, arrays, extra=(), row_ndim=1):
     """:func:`~diffprog.core.blocking.run_blocked` for kernels over rows (the last
     ``row_ndim`` axes). Operands of ``out``'s shape, all C-contiguous, are seen as a 2-D stack
@@ -84,7 +94,8 @@ def _run_rows(kernel, out, arrays, extra=(), row_ndim=1):
 
 def _inv_std(xc, eps):
     """``1/√(mean(xc²) + ε)`` per row of the centred ``xc``."""
-    r = _row_means(np.square(xc))
+    r = _row_dots(xc, xc)
+    r *= 1.0 / xc.shape[-1]
     r += eps
     np.sqrt(r, out=r)
     np.divide(1.0, r, out=r)
@@ -262,10 +273,9 @@ def _masked_softargmax_kernel(out, x, keep, blocked, inv_count):
     on that row's kept scores only, bit for bit. ``out`` may be ``x``."""
     ones = np.ones(out.shape[-1], out.dtype)
     with np.errstate(over="ignore", invalid="ignore"):   # such rows are recomputed below
-        e = np.multiply(x, keep)
-        c = np.asarray(np.matmul(e, ones))
+        c = _row_dots(x, keep)
         c *= inv_count
-        np.subtract(x, c[..., None], out=e)
+        e = np.subtract(x, c[..., None])
         np.copyto(e, -np.inf, where=blocked)
         np.exp(e, out=e)
         s = np.asarray(np.matmul(e, ones))
@@ -331,9 +341,9 @@ def _masked_softargmax_rows_kernel(out, x, keep, bias, inv_count):
     keep, bias, inv_count = keep[:n], bias[:n], inv_count[:n]
     ones = np.ones(lk, out.dtype)
     with np.errstate(over="ignore", invalid="ignore"):   # such rows are recomputed below
-        e = np.multiply(x2, keep)
-        c = np.matmul(e, ones)
+        c = _row_dots(x2, keep)
         c *= inv_count
+        e = np.empty_like(o2)
         np.add(x2, bias, out=e)
         e -= c[:, None]
         np.exp(e, out=e)
@@ -355,8 +365,7 @@ def _softargmax_tangent(p, t):
 
 def _softargmax_grad_kernel(out, t, p):
     """``out = p ⊙ (t − ⟨p, t⟩)`` row by row (``out`` may be ``t``)."""
-    ones = np.ones(out.shape[-1], out.dtype)
-    s = np.asarray(np.matmul(np.multiply(p, t), ones))
+    s = _row_dots(p, t)
     np.subtract(t, s[..., None], out=out)
     out *= p
 
@@ -409,15 +418,15 @@ def _standardize_impl(x, *, eps):
 def _standardize_grad_kernel(out, t, x, y, eps):
     """``out = r (t − mean(t) − y mean(y t))`` with ``r = 2/(m + √(m² + 4ε))``,
     ``m = mean(y x)``: the JVP and VJP of :data:`standardize_p`."""
-    np.multiply(y, x, out=out)
-    m = _row_means(out)
+    m = _row_dots(y, x)
+    m *= 1.0 / y.shape[-1]
     r = np.multiply(m, m)
     r += 4.0 * eps
     np.sqrt(r, out=r)
     r += m
     np.divide(2.0, r, out=r)
-    np.multiply(t, y, out=out)
-    ty = _row_means(out)
+    ty = _row_dots(t, y)
+    ty *= 1.0 / y.shape[-1]
     tm = _row_means(t)
     np.multiply(y, ty[..., None], out=out)
     np.subtract(t, out, out=out)
