@@ -67,14 +67,17 @@ def _row_means(a, w=None):
     return m
 
 
-if hasattr(np, "vecdot"):                      # NumPy ≥ 2: one pass, no temporary
-    def _row_dots(a, b):
-        """``Σ_i a[..., i] b[..., i]`` (NumPy arrays)."""
-        return np.asarray(np.vecdot(a, b))
-else:                                           # pragma: no cover - NumPy 1.x
-    def _row_dots(a, b):
-        """``Σ_i a[..., i] b[..., i]`` (NumPy arrays)."""
-        return np.asarray(np.matmul(np.multiply(a, b), np.ones(np.shape(a)[-1], a.dtype)))
+def _row_dots_vecdot(a, b):
+    """``Σ_i a[..., i] b[..., i]`` (NumPy arrays) with ``np.vecdot``: one pass, no temporary."""
+    return np.asarray(np.vecdot(a, b))
+
+
+def _row_dots_matmul(a, b):
+    """``Σ_i a[..., i] b[..., i]`` as a product and a matrix-vector product (NumPy 1.x)."""
+    return np.asarray(np.matmul(np.multiply(a, b), np.ones(np.shape(a)[-1], a.dtype)))
+
+
+_row_dots = _row_dots_vecdot if hasattr(np, "vecdot") else _row_dots_matmul
 
 
 def _run_rows(kernel, out, arrays, extra=(), row_ndim=1):

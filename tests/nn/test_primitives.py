@@ -314,3 +314,14 @@ def test_affine_layer_norm_per_example_parameters_under_vmap():
     for i, x in enumerate(xs):
         one = diffprog.grad(lambda g, x=x: dnp.sum(layer_norm(x, g, g) ** 3))(gs[0])
         np.testing.assert_allclose(per_example[i], one, rtol=1e-12)
+
+
+def test_row_dot_products_both_implementations_equal_the_sum_of_products():
+    from diffprog.nn.primitives import _row_dots_matmul, _row_dots_vecdot
+
+    rng = np.random.default_rng(10)
+    a, b = rng.normal(size=(5, 7, 9)), rng.normal(size=(7, 9))          # b broadcasts
+    expected = np.einsum("...i,...i->...", a, np.broadcast_to(b, a.shape))
+    impls = [_row_dots_matmul] + ([_row_dots_vecdot] if hasattr(np, "vecdot") else [])
+    for impl in impls:
+        np.testing.assert_allclose(impl(a, b), expected, rtol=1e-13, atol=1e-13)
