@@ -555,7 +555,7 @@ def _layer_norm_grad_kernel(dx, g, x, gamma, eps, dgamma, dbeta):
     ``∂β = Σ g``, ``∂γ = Σ g y = (g x̂)ᵀ r``, and
     ``∂x = r (h − mean(h) − y mean(h y)) = r ⊙ (g γ) − (r³ b) ⊙ x̂ − r a`` (per-row factors
     broadcast along the rows) with ``a = mean(g γ)``, ``b = mean((g x̂) γ)``: the row means are
-    matrix-vector products, and ``y`` and ``h`` are never formed."""
+    matrix-vector products, and ``y`` is never formed (``g γ`` is built in ``∂x``'s buffer)."""
     dt = dx.dtype
     gamma = np.asarray(gamma, dt)
     xh = np.subtract(x, _row_means(x)[..., None], dtype=dt)   # x̂
