@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from .ir import IRTrace, IRTracer, Program, Var
+from .layout_fusion import layout_chains, matmul_into_layout
 from .primitive import Tracer
 from .pytree import tree_flatten
 
@@ -203,9 +204,21 @@ def compile_program(prog: Program) -> Callable:
         if v not in outputs:
             dying.setdefault(k, []).append(v)
     inplace = _inplace_plan(prog, last_use, outputs)
+    chains = layout_chains(prog, outputs, last_use)
+    skipped = {i for c in chains.values() for i in c[1]}
     lines = [f"def compiled({', '.join(args)}):"]
     for k, eq in enumerate(prog.eqns):
+        if k in skipped:             # a transpose / reshape folded into its matmul's layout
+            continue
         impl = eq.prim.impl
+        if k in chains:
+            final, _, perm, swap, shape = chains[k]
+            fn = const(functools.partial(matmul_into_layout, perm=perm, swap=swap, shape=shape))
+            names[final] = f"v{final.id}"
+            lines.append(f"    {names[final]} = {fn}({', '.join(atom(a) for a in eq.inputs)})")
+            if k in dying:
+                lines.append(f"    del {', '.join(names[v] for v in dying[k])}")
+            continue
         if eq.params and not eq.dynamic:
             fn = const(functools.partial(impl, **eq.params))
             parts = [atom(a) for a in eq.inputs]
@@ -237,6 +250,7 @@ def compile_program(prog: Program) -> Callable:
     compiled = namespace["compiled"]
     compiled.source = source
     compiled.inplace = inplace        # {equation index: the input whose buffer it writes into}
+    compiled.layout_chains = chains   # {matmul index: (result, folded equations, perm, ...)}
     return compiled
 
 

@@ -526,12 +526,56 @@ standardize_grad_p.batch = _standardize_grad_batch
 # ------------------------------------------------------------ layer norm with scale and shift
 # ``layer_norm_p(x, γ, β) = standardize(x) ⊙ γ + β`` (γ, β of shape (D,)) and its VJP
 # ``layer_norm_grad_p(g, x, γ) = (∂x, ∂γ, ∂β)`` each run as one cache-blocked kernel: the
-# standardization is recomputed per block in the backward pass (cheaper than storing it), and
+# statistics are recomputed per block in the backward pass (cheaper than storing them), and
 # the parameter gradients are accumulated over the blocks. Their JVPs, their VJPs and their
 # batching rules come from the compositions ``_layer_norm_composed`` and
 # ``_layer_norm_grad_composed`` of the primitives above (so every order works).
-def _layer_norm_kernel(out, x, gamma, beta, eps):
-    """``out = γ ⊙ (x − μ)/√(σ² + ε) + β``."""
+#
+# NumPy's broadcasting passes (a row vector γ, a per-row μ) run one short inner loop per row and
+# cost about twice a flat pass. The kernels therefore build every broadcast factor as a full
+# block with one BLAS product of inner dimension 2 (:func:`_outer2`, e.g. ``r ⊗ γ``, cheaper
+# than one broadcasting pass) and combine the data with flat passes only, from the row moments
+# ``μ = mean(x)`` and ``σ² = mean(x²) − μ²``. That form loses ``log₂(μ²/σ²)`` bits, so a block
+# with a row where ``μ² > κσ²`` (:data:`_MOMENT_KAPPA`; ≤ 5 bits) is computed centred instead.
+
+#: rows with ``μ² ≤ κ σ²`` are standardized from their raw moments (≤ log₂(1 + κ) bits lost)
+_MOMENT_KAPPA = 16.0
+
+
+def _outer2(out, a0, b0, a1, b1):
+    """``out = a0 ⊗ b0 + a1 ⊗ b1`` (per-row ``a``, per-column ``b``, scalars broadcast) as one
+    BLAS product of inner dimension 2 (NumPy runs inner dimension 1 without BLAS)."""
+    n, d = out.shape
+    a = np.empty((n, 2), out.dtype)
+    a[:, 0] = a0
+    a[:, 1] = a1
+    b = np.empty((2, d), out.dtype)
+    b[0] = b0
+    b[1] = b1
+    return np.matmul(a, b, out=out)
+
+
+def _row_moments(x, eps):
+    """Per row of the 2-D ``x``: ``(μ, r = 1/√(σ² + ε))`` from ``mean(x)`` and ``mean(x²)``,
+    or ``None`` when a row is too ill-conditioned for the raw moments (``μ² > κσ²``, or a
+    non-finite value)."""
+    inv_d = 1.0 / x.shape[-1]
+    mu = np.matmul(x, np.full(x.shape[-1], inv_d, x.dtype))
+    with np.errstate(invalid="ignore", over="ignore"):  # such rows take the centred path
+        var = _row_dots(x, x)
+        var *= inv_d
+        mu2 = np.multiply(mu, mu)
+        var -= mu2
+        mu2 -= _MOMENT_KAPPA * var
+    if not (mu2.max(initial=-np.inf) <= 0.0):          # NaN compares False: centred path
+        return None
+    var += eps
+    np.sqrt(var, out=var)
+    return mu, np.divide(1.0, var, out=var)
+
+
+def _layer_norm_centred_kernel(out, x, gamma, beta, eps):
+    """``out = γ ⊙ (x − μ)/√(σ² + ε) + β`` from the centred rows (any leading shape)."""
     mu = _row_means(x)
     np.subtract(x, mu[..., None], out=out)
     out *= _inv_std(out, eps)[..., None]
@@ -539,35 +583,52 @@ def _layer_norm_kernel(out, x, gamma, beta, eps):
     out += beta
 
 
+def _layer_norm_kernel(out, x, gamma, beta, eps):
+    """``out = x ⊙ (r ⊗ γ) + ((−μ r) ⊗ γ + 1 ⊗ β)`` on a 2-D block: two flat passes."""
+    stats = _row_moments(x, eps)
+    if stats is None:
+        return _layer_norm_centred_kernel(out, x, gamma, beta, eps)
+    mu, r = stats
+    scale = _outer2(np.empty_like(out), r, gamma, 0.0, 0.0)
+    np.multiply(x, scale, out=out)
+    mu *= r
+    np.negative(mu, out=mu)
+    out += _outer2(scale, mu, gamma, 1.0, beta)
+
+
+def _as_rows(a, shape, dtype):
+    """``a`` broadcast to ``shape`` as a C-contiguous 2-D stack of rows of ``dtype``."""
+    a = np.broadcast_to(a, shape) if a.shape != shape else a
+    return np.ascontiguousarray(a, dtype=dtype).reshape(-1, shape[-1])
+
+
 def _layer_norm_impl(x, gamma, beta, *, eps):
     x = _float_array(x)
     dtype = np.result_type(x, gamma, beta)
     out = np.empty(np.broadcast_shapes(x.shape, np.shape(gamma), np.shape(beta)), dtype)
-    if out.shape != x.shape or dtype != x.dtype:
+    if out.shape != x.shape or dtype != x.dtype or x.ndim == 0 or out.size == 0:
         np.multiply(_standardize_impl(x, eps=eps), gamma, out=out)
         out += beta
         return out
-    return _run_rows(_layer_norm_kernel, out, (x,), extra=(gamma, beta, eps))
+    gamma, beta = np.asarray(gamma, dtype), np.asarray(beta, dtype)
+    rows = _as_rows(x, x.shape, dtype)
+    run_blocked(_layer_norm_kernel, out.reshape(rows.shape), (rows,), row_ndim=1,
+                extra=(gamma, beta, eps))
+    return out
 
 
-def _layer_norm_grad_kernel(dx, g, x, gamma, eps, dgamma, dbeta):
+def _layer_norm_grad_centred_kernel(dx, g, x, gamma, eps, dgamma, dbeta):
     """With ``x̂ = x − μ``, ``r = 1/√(σ² + ε)``, ``y = r x̂`` and ``h = g γ``:
     ``∂β = Σ g``, ``∂γ = Σ g y = (g x̂)ᵀ r``, and
     ``∂x = r (h − mean(h) − y mean(h y)) = r ⊙ (g γ) − (r³ b) ⊙ x̂ − r a`` (per-row factors
-    broadcast along the rows) with ``a = mean(g γ)``, ``b = mean((g x̂) γ)``: the row means are
-    matrix-vector products, and ``y`` is never formed (``g γ`` is built in ``∂x``'s buffer)."""
+    broadcast along the rows) with ``a = mean(g γ)``, ``b = mean((g x̂) γ)``, on the centred
+    rows of a 2-D block."""
     dt = dx.dtype
-    gamma = np.asarray(gamma, dt)
     xh = np.subtract(x, _row_means(x)[..., None], dtype=dt)   # x̂
     r = _inv_std(xh, eps)
     gx = np.multiply(g, xh)
-    lead = tuple(range(dx.ndim - 1))
-    if dx.ndim == 2:
-        dbeta += np.matmul(np.ones(dx.shape[0], dt), g)
-        dgamma += np.matmul(r, gx)
-    else:
-        dbeta += g.sum(axis=lead)
-        dgamma += (gx * r[..., None]).sum(axis=lead)
+    dbeta += np.matmul(np.ones(dx.shape[0], dt), g)
+    dgamma += np.matmul(r, gx)
     a = _row_means(g, gamma)
     b = _row_means(gx, gamma)
     b *= r
@@ -581,16 +642,53 @@ def _layer_norm_grad_kernel(dx, g, x, gamma, eps, dgamma, dbeta):
     dx -= a[..., None]
 
 
+def _layer_norm_grad_kernel(dx, g, x, gamma, eps, dgamma, dbeta):
+    """The formulas of :func:`_layer_norm_grad_centred_kernel` with ``x̂ = x − μ`` expanded:
+    ``c = mean(h y) = r (mean(g x γ) − μ a)``, ``q = r² c``, ``∂γ = (g x)ᵀ r − gᵀ(r μ)`` and
+    ``∂x = g ⊙ (r ⊗ γ) + x ⊙ (−q ⊗ 1) + (q μ − r a) ⊗ 1``: flat passes and products only.
+    ``dx`` may be ``g``'s buffer (``g`` is read before its last product)."""
+    stats = _row_moments(x, eps)
+    if stats is None:
+        return _layer_norm_grad_centred_kernel(dx, g, x, gamma, eps, dgamma, dbeta)
+    mu, r = stats
+    inv_d = 1.0 / x.shape[-1]
+    gx = np.multiply(g, x)
+    dbeta += np.matmul(np.ones(dx.shape[0], dx.dtype), g)
+    dgamma += np.matmul(r, gx)
+    dgamma -= np.matmul(mu * r, g)
+    a = np.matmul(g, gamma)
+    a *= inv_d
+    c = np.matmul(gx, gamma)
+    c *= inv_d
+    c -= mu * a
+    c *= r
+    q = np.multiply(r, r)
+    q *= c                                                  # q = r² c
+    factor = _outer2(gx, r, gamma, 0.0, 0.0)                # gx's buffer is free again
+    np.multiply(g, factor, out=dx)                          # dx may be g: its last read
+    _outer2(factor, q, -1.0, 0.0, 0.0)
+    factor *= x
+    dx += factor
+    q *= mu
+    q -= r * a
+    dx += _outer2(factor, q, 1.0, 0.0, 0.0)
+
+
 def _layer_norm_grad_impl(g, x, gamma, *, eps, out=None):
     g, x = np.asarray(g), _float_array(x)
     shape = np.broadcast_shapes(g.shape, x.shape)
     dtype = np.result_type(g, x, gamma)
-    g, x = (a if a.shape == shape else np.broadcast_to(a, shape) for a in (g, x))
-    dx = np.empty(shape, dtype) if out is None else out   # jit: out=g when g dies here
+    if out is None or not out.flags.c_contiguous:    # jit: out=g when g dies here
+        out = np.empty(shape, dtype)
     dgamma = np.zeros(shape[-1], dtype)
     dbeta = np.zeros(shape[-1], dtype)
-    _run_rows(_layer_norm_grad_kernel, dx, (g, x), extra=(gamma, eps, dgamma, dbeta))
-    return dx, dgamma.reshape(np.shape(gamma)), dbeta
+    if out.size:
+        rows = (-1, shape[-1])
+        g2 = g if g is out else _as_rows(g, shape, dtype)
+        run_blocked(_layer_norm_grad_kernel, out.reshape(rows), (g2.reshape(rows),
+                    _as_rows(x, shape, dtype)), row_ndim=1,
+                    extra=(np.asarray(gamma, dtype), eps, dgamma, dbeta))
+    return out, dgamma.reshape(np.shape(gamma)), dbeta
 
 
 def _layer_norm_composed(x, gamma, beta, *, eps):

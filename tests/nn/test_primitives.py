@@ -325,3 +325,85 @@ def test_row_dot_products_both_implementations_equal_the_sum_of_products():
     impls = [_row_dots_matmul] + ([_row_dots_vecdot] if hasattr(np, "vecdot") else [])
     for impl in impls:
         np.testing.assert_allclose(impl(a, b), expected, rtol=1e-13, atol=1e-13)
+
+
+def test_outer2_is_a_sum_of_two_outer_products():
+    from diffprog.nn.primitives import _outer2
+
+    rng = np.random.default_rng(11)
+    a0, a1, b0, b1 = rng.normal(size=5), rng.normal(size=5), rng.normal(size=3), rng.normal(size=3)
+    out = _outer2(np.empty((5, 3)), a0, b0, a1, b1)
+    np.testing.assert_allclose(out, np.outer(a0, b0) + np.outer(a1, b1), rtol=1e-14)
+    np.testing.assert_allclose(_outer2(np.empty((5, 3)), a0, 2.0, 1.0, b1),
+                               2 * a0[:, None] + b1[None, :], rtol=1e-14)
+
+
+def _layer_norm_reference(x, g, gamma, beta, eps):
+    """Float64 layer norm and its VJP from the centred formulas."""
+    x, g = x.astype(np.float64), g.astype(np.float64)
+    mu = x.mean(-1, keepdims=True)
+    r = 1 / np.sqrt(((x - mu) ** 2).mean(-1, keepdims=True) + eps)
+    y = (x - mu) * r
+    h = g * gamma
+    dx = r * (h - h.mean(-1, keepdims=True) - y * (h * y).mean(-1, keepdims=True))
+    return y * gamma + beta, dx, (g * y).reshape(-1, x.shape[-1]).sum(0), g.reshape(
+        -1, x.shape[-1]).sum(0)
+
+
+def test_layer_norm_rows_far_from_zero_mean_take_the_centred_formulas():
+    """Rows with |μ| ≫ σ lose every bit in mean(x²) − μ² (float32 at μ = 10⁴, σ = 1: an error
+    of about 6 in σ² = 1): the block holding them is computed centred, the other blocks from
+    the raw moments, and both agree with float64 to float32 accuracy."""
+    from diffprog.nn.primitives import layer_norm_grad_p, layer_norm_p
+
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(4096, 64))
+    x[5] += 1e4                                          # one offset row in the first block
+    x[3000:3003] = 7.0                                   # constant rows: σ = 0
+    x32 = x.astype(np.float32)
+    g = rng.normal(size=x.shape).astype(np.float32)
+    gamma = rng.normal(size=64).astype(np.float32)
+    beta = rng.normal(size=64).astype(np.float32)
+    eps = 1e-5
+    out = layer_norm_p.bind(x32, gamma, beta, eps=eps)
+    dx, dgamma, dbeta = layer_norm_grad_p.bind(g, x32, gamma, eps=eps)
+    ref_out, ref_dx, ref_dgamma, ref_dbeta = _layer_norm_reference(x32, g, gamma, beta, eps)
+    np.testing.assert_allclose(out[5], ref_out[5], atol=1e-2)   # raw moments: errors ~ 1
+    np.testing.assert_allclose(np.delete(out, 5, 0), np.delete(ref_out, 5, 0), atol=2e-5)
+    np.testing.assert_array_equal(out[3000:3003], np.broadcast_to(beta, (3, 64)))
+    np.testing.assert_allclose(dx[5], ref_dx[5], atol=2e-2)
+    np.testing.assert_allclose(np.delete(dx, 5, 0), np.delete(ref_dx, 5, 0), atol=1e-3,
+                               rtol=1e-4)
+    np.testing.assert_allclose(dgamma, ref_dgamma, rtol=1e-4, atol=1e-2)
+    np.testing.assert_allclose(dbeta, ref_dbeta, rtol=1e-5, atol=1e-3)
+
+
+def test_layer_norm_non_finite_row_stays_in_its_row():
+    from diffprog.nn.primitives import layer_norm_p
+
+    rng = np.random.default_rng(13)
+    x = rng.normal(size=(2048, 64)).astype(np.float32)
+    x[7, 3] = np.inf
+    gamma, beta = np.ones(64, np.float32), np.zeros(64, np.float32)
+    with np.errstate(invalid="ignore"):                 # ∞ − ∞ in that row, as in NumPy
+        out = layer_norm_p.bind(x, gamma, beta, eps=1e-5)
+    assert np.isnan(out[7]).any()
+    ref = _layer_norm_reference(np.delete(x, 7, 0), np.zeros((2047, 64)), 1.0, 0.0, 1e-5)[0]
+    np.testing.assert_allclose(np.delete(out, 7, 0), ref, atol=2e-5)
+
+
+def test_layer_norm_strided_input_and_broadcast_cotangent():
+    from diffprog.nn.primitives import layer_norm_grad_p, layer_norm_p
+
+    rng = np.random.default_rng(14)
+    x = rng.normal(size=(32, 700)).T * 3 + 2            # a transposed (strided) view: 700 rows
+    gamma, beta = rng.normal(size=32), rng.normal(size=32)
+    g = rng.normal(size=32)                             # one cotangent row for every row
+    ref_out, ref_dx, ref_dgamma, ref_dbeta = _layer_norm_reference(
+        x, np.broadcast_to(g, x.shape), gamma, beta, 1e-5)
+    np.testing.assert_allclose(layer_norm_p.bind(x, gamma, beta, eps=1e-5), ref_out,
+                               rtol=1e-11, atol=1e-12)
+    dx, dgamma, dbeta = layer_norm_grad_p.bind(g, x, gamma, eps=1e-5)
+    np.testing.assert_allclose(dx, ref_dx, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(dgamma, ref_dgamma, rtol=1e-10)
+    np.testing.assert_allclose(dbeta, ref_dbeta, rtol=1e-12)

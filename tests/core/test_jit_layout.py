@@ -1,0 +1,124 @@
+"""jit's matrix products written into their consumers' layout (``diffprog.core.layout_fusion``):
+results equal closed forms computed with ``np.einsum``, and only the generated code changes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import diffprog
+import diffprog.numpy as dnp
+from diffprog.core.layout_fusion import matmul_into_layout
+from diffprog.nn import MultiHeadAttention, causal_mask
+
+RNG = np.random.default_rng(0)
+
+
+def _chains(jitted, *args):
+    """``{matmul index: (perm, swap, shape)}`` of the compiled program for ``args``."""
+    from diffprog.core.jit import compile_program
+
+    prog = jitted._entry_for(args, {}).program
+    return [c[2:] for c in compile_program(prog).layout_chains.values()]
+
+
+def _merge_heads(p, v):
+    b, h, n, _ = p.shape
+    return dnp.reshape(dnp.transpose(p @ v, (0, 2, 1, 3)), (b, n, h * v.shape[-1]))
+
+
+def test_heads_merged_after_a_product_are_written_in_place_of_the_copy():
+    p, v = RNG.normal(size=(3, 4, 5, 6)), RNG.normal(size=(3, 4, 6, 7))
+    j = diffprog.jit(_merge_heads)
+    got = j(p, v)
+    expected = np.einsum("bhij,bhjd->bihd", p, v).reshape(3, 5, 28)
+    np.testing.assert_allclose(got, expected, rtol=1e-13)
+    assert got.flags.c_contiguous
+    assert _chains(j, p, v) == [((0, 2, 1, 3), False, (3, 5, 28))]
+
+
+def test_a_product_whose_rows_land_last_is_computed_transposed():
+    """``transpose(a @ b, (0, 3, 1, 2))`` moves the product's rows to the last axis: computed
+    as ``bᵀ aᵀ`` with the permutation (0, 2, 1, 3)."""
+    a, b = RNG.normal(size=(2, 3, 4, 5)), RNG.normal(size=(2, 3, 5, 6))
+    f = lambda a, b: dnp.reshape(dnp.transpose(a @ b, (0, 3, 1, 2)), (2, 6, 12))  # noqa: E731
+    j = diffprog.jit(f)
+    expected = np.einsum("bhik,bhkj->bjhi", a, b).reshape(2, 6, 12)
+    np.testing.assert_allclose(j(a, b), expected, rtol=1e-13)
+    assert _chains(j, a, b) == [((0, 2, 1, 3), True, (2, 6, 12))]
+    g = lambda a, b: dnp.swapaxes(a @ b, -1, -2)       # noqa: E731  (ends in a transpose)
+    jg = diffprog.jit(g)
+    out = jg(a, b)
+    np.testing.assert_allclose(out, np.einsum("bhik,bhkj->bhji", a, b), rtol=1e-13)
+    assert out.flags.c_contiguous and _chains(jg, a, b) == [((0, 1, 2, 3), True, None)]
+
+
+def test_products_with_other_readers_or_unsuitable_layouts_are_left_alone():
+    a, b = RNG.normal(size=(2, 3, 4, 5)), RNG.normal(size=(2, 3, 5, 6))
+
+    def shared(a, b):                          # the product has a second reader
+        y = a @ b
+        return dnp.transpose(y, (0, 2, 1, 3)), dnp.sum(y)
+
+    def rows_in_the_middle(a, b):              # neither rows nor columns on the last axis
+        return dnp.transpose(a @ b, (0, 2, 3, 1))
+
+    def stack_times_matrix(a, w):              # one GEMM of the stacked rows is better
+        return dnp.transpose(a @ w, (0, 2, 1, 3))
+
+    y = np.einsum("bhik,bhkj->bhij", a, b)
+    for f, args, expected in [
+        (shared, (a, b), (y.transpose(0, 2, 1, 3), y.sum())),
+        (rows_in_the_middle, (a, b), (y.transpose(0, 2, 3, 1),)),
+        (stack_times_matrix, (a, b[0, 0]), (np.einsum("bhik,kj->bihj", a, b[0, 0]),)),
+    ]:
+        j = diffprog.jit(f)
+        out = j(*args)
+        for got, want in zip(out if isinstance(out, tuple) else (out,), expected, strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-13)
+        assert _chains(j, *args) == []
+
+
+def test_attention_gradients_under_jit_use_the_layouts_and_match_eager():
+    """Forward (heads merged) and backward (gradients of both operands of each product) of a
+    causal multi-head attention, jitted, against eager evaluation and finite differences."""
+    mha = MultiHeadAttention.init(1, 16, 4)
+    x = RNG.normal(size=(3, 8, 16))
+    mask = causal_mask(8)
+
+    def loss(m, x):
+        return dnp.sum(dnp.tanh(m(x, mask=mask)) ** 2)
+
+    grad = diffprog.grad(loss, argnums=(0, 1))
+    jitted = diffprog.jit(grad)
+    eager_m, eager_x = grad(mha, x)
+    jit_m, jit_x = jitted(mha, x)
+    np.testing.assert_allclose(jit_x, eager_x, rtol=1e-10, atol=1e-12)
+    for e, g in zip(diffprog.tree_leaves(eager_m), diffprog.tree_leaves(jit_m), strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-12)
+    chains = _chains(jitted, mha, x)
+    assert len(chains) == 4 and any(swap for _, swap, _ in chains)
+    h = 1e-6
+    d = RNG.normal(size=x.shape)
+    fd = (loss(mha, x + h * d) - loss(mha, x - h * d)) / (2 * h)
+    assert np.sum(jit_x * d) == pytest.approx(fd, rel=1e-6)
+
+
+def test_transformations_of_a_jitted_function_replay_the_plain_program():
+    """``jvp`` and ``vmap`` of ``jit(f)`` see the traced matmul/transpose/reshape equations."""
+    p, v = RNG.normal(size=(2, 3, 4, 4)), RNG.normal(size=(2, 3, 4, 5))
+    j = diffprog.jit(_merge_heads)
+    tp = RNG.normal(size=p.shape)
+    _, tangent = diffprog.jvp(j, (p, v), (tp, np.zeros_like(v)))
+    np.testing.assert_allclose(tangent, np.einsum("bhij,bhjd->bihd", tp, v).reshape(2, 4, 15),
+                               rtol=1e-13)
+    batched = diffprog.vmap(j)(np.stack([p, 2 * p]), np.stack([v, v]))
+    np.testing.assert_allclose(batched[1], 2 * _merge_heads(p, v), rtol=1e-13)
+
+
+def test_matmul_into_layout_float32_and_broadcast_batch():
+    a = RNG.normal(size=(1, 3, 4, 5)).astype(np.float32)
+    b = RNG.normal(size=(2, 1, 5, 6)).astype(np.float32)
+    out = matmul_into_layout(a, b, perm=(0, 2, 1, 3), swap=False, shape=None)
+    assert out.dtype == np.float32 and out.shape == (2, 4, 3, 6) and out.flags.c_contiguous
+    np.testing.assert_allclose(out, np.matmul(a, b).transpose(0, 2, 1, 3), rtol=1e-6)
