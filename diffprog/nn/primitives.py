@@ -556,22 +556,35 @@ def _outer2(out, a0, b0, a1, b1):
 
 
 def _row_moments(x, eps):
-    """Per row of the 2-D ``x``: ``(μ, r = 1/√(σ² + ε))`` from ``mean(x)`` and ``mean(x²)``,
-    or ``None`` when a row is too ill-conditioned for the raw moments (``μ² > κσ²``, or a
-    non-finite value)."""
+    """Per row of the 2-D ``x``: ``(μ, r = 1/√(σ² + ε), bad)`` from ``mean(x)`` and
+    ``mean(x²)``; ``bad`` lists the rows too ill-conditioned for the raw moments (``μ² > κσ²``,
+    or a non-finite value), whose ``μ`` and ``r`` are set to 0."""
     inv_d = 1.0 / x.shape[-1]
     mu = np.matmul(x, np.full(x.shape[-1], inv_d, x.dtype))
-    with np.errstate(invalid="ignore", over="ignore"):  # such rows take the centred path
+    with np.errstate(invalid="ignore", over="ignore"):  # such rows are bad
         var = _row_dots(x, x)
         var *= inv_d
         mu2 = np.multiply(mu, mu)
         var -= mu2
         mu2 -= _MOMENT_KAPPA * var
-    if not (mu2.max(initial=-np.inf) <= 0.0):          # NaN compares False: centred path
-        return None
+    bad = None
+    if not (mu2.max(initial=-np.inf) <= 0.0):          # NaN compares False
+        bad = np.flatnonzero(~(mu2 <= 0.0))
+        mu[bad] = 0.0
+        var[bad] = 1.0
     var += eps
     np.sqrt(var, out=var)
-    return mu, np.divide(1.0, var, out=var)
+    r = np.divide(1.0, var, out=var)
+    if bad is not None:
+        r[bad] = 0.0
+    return mu, r, bad
+
+
+def _block_rows(x):
+    """Row slices of the 2-D ``x`` of about :data:`~diffprog.core.blocking.BLOCK_BYTES`."""
+    n = x.shape[0]
+    per = max(1, blocking.BLOCK_BYTES // max(x.shape[1] * x.itemsize, 1))
+    return [slice(s, min(s + per, n)) for s in range(0, n, per)]
 
 
 def _layer_norm_centred_kernel(out, x, gamma, beta, eps):
@@ -583,17 +596,33 @@ def _layer_norm_centred_kernel(out, x, gamma, beta, eps):
     out += beta
 
 
-def _layer_norm_kernel(out, x, gamma, beta, eps):
-    """``out = x ⊙ (r ⊗ γ) + ((−μ r) ⊗ γ + 1 ⊗ β)`` on a 2-D block: two flat passes."""
-    stats = _row_moments(x, eps)
-    if stats is None:
-        return _layer_norm_centred_kernel(out, x, gamma, beta, eps)
-    mu, r = stats
-    _outer2(out, r, gamma, 0.0, 0.0)          # in-place passes: faster than out = a ⊙ b
-    out *= x
-    mu *= r
-    np.negative(mu, out=mu)
-    out += _outer2(np.empty_like(out), mu, gamma, 1.0, beta)
+def _layer_norm_rows(out, x, gamma, beta, eps):
+    """``out = x ⊙ (r ⊗ γ) + ((−μ r) ⊗ γ + 1 ⊗ β)`` for the 2-D C-contiguous ``x``: the row
+    statistics once for all rows, then per block two products of inner dimension 3 (the
+    broadcast factors) and two in-place passes; bad rows are recomputed centred."""
+    mu, r, bad = _row_moments(x, eps)
+    n, d = x.shape
+    a = np.empty((n, 3), x.dtype)                      # rows [r, −μ r, 1]
+    a[:, 0] = r
+    np.multiply(mu, r, out=a[:, 1])
+    np.negative(a[:, 1], out=a[:, 1])
+    a[:, 2] = 1.0
+    scale = np.zeros((3, d), x.dtype)                  # a @ scale = r ⊗ γ
+    scale[0] = gamma
+    shift = np.zeros((3, d), x.dtype)                  # a @ shift = (−μ r) ⊗ γ + 1 ⊗ β
+    shift[1] = gamma
+    shift[2] = beta
+    tmp = None
+    for b in _block_rows(x):
+        o = np.matmul(a[b], scale, out=out[b])
+        o *= x[b]                                      # in place: faster than out = u ⊙ v
+        tmp = np.matmul(a[b], shift, out=None if tmp is None or len(tmp) != len(o)
+                        else tmp)
+        o += tmp
+    if bad is not None:
+        sub = np.empty((len(bad), d), out.dtype)
+        _layer_norm_centred_kernel(sub, x[bad], gamma, beta, eps)
+        out[bad] = sub
 
 
 def _as_rows(a, shape, dtype):
@@ -610,10 +639,9 @@ def _layer_norm_impl(x, gamma, beta, *, eps):
         np.multiply(_standardize_impl(x, eps=eps), gamma, out=out)
         out += beta
         return out
-    gamma, beta = np.asarray(gamma, dtype), np.asarray(beta, dtype)
     rows = _as_rows(x, x.shape, dtype)
-    run_blocked(_layer_norm_kernel, out.reshape(rows.shape), (rows,), row_ndim=1,
-                extra=(gamma, beta, eps))
+    _layer_norm_rows(out.reshape(rows.shape), rows, np.asarray(gamma, dtype),
+                     np.asarray(beta, dtype), eps)
     return out
 
 
@@ -642,39 +670,60 @@ def _layer_norm_grad_centred_kernel(dx, g, x, gamma, eps, dgamma, dbeta):
     dx -= a[..., None]
 
 
-def _layer_norm_grad_kernel(dx, g, x, gamma, eps, dgamma, dbeta):
-    """The formulas of :func:`_layer_norm_grad_centred_kernel` with ``x̂ = x − μ`` expanded:
-    ``c = mean(h y) = r (mean(g x γ) − μ a)``, ``q = r² c``, ``∂γ = (g x)ᵀ r − gᵀ(r μ)`` and
-    ``∂x = g ⊙ (r ⊗ γ) + x ⊙ (−q ⊗ 1) + (q μ − r a) ⊗ 1``: flat passes and products only.
-    ``dx`` may be ``g``'s buffer (then ``g`` is read for the last time by ``dx *= r ⊗ γ``)."""
-    stats = _row_moments(x, eps)
-    if stats is None:
-        return _layer_norm_grad_centred_kernel(dx, g, x, gamma, eps, dgamma, dbeta)
-    mu, r = stats
-    inv_d = 1.0 / x.shape[-1]
-    gx = np.multiply(g, x)
-    dbeta += np.matmul(np.ones(dx.shape[0], dx.dtype), g)
-    dgamma += np.matmul(r, gx)
-    dgamma -= np.matmul(mu * r, g)
-    a = np.matmul(g, gamma)
-    a *= inv_d
-    c = np.matmul(gx, gamma)
-    c *= inv_d
-    c -= mu * a
-    c *= r
-    q = np.multiply(r, r)
-    q *= c                                                  # q = r² c
-    if np.may_share_memory(dx, g):                          # jit: dx is g's buffer
-        dx *= _outer2(gx, r, gamma, 0.0, 0.0)               # gx's buffer is free again
-    else:                                                   # in-place passes are faster
-        _outer2(dx, r, gamma, 0.0, 0.0)
-        dx *= g
-    factor = _outer2(gx, q, -1.0, 0.0, 0.0)
-    factor *= x
-    dx += factor
-    q *= mu
-    q -= r * a
-    dx += _outer2(factor, q, 1.0, 0.0, 0.0)
+def _layer_norm_grad_rows(dx, g, x, gamma, eps, dgamma, dbeta):
+    """The formulas of :func:`_layer_norm_grad_centred_kernel` with ``x̂ = x − μ`` expanded,
+    for 2-D C-contiguous rows: ``a = mean(g γ)``, ``c = mean(h y) = r (mean(g x γ) − μ a)``,
+    ``q = r² c``, ``∂γ = (g x)ᵀ r − gᵀ(r μ)``, ``∂β = gᵀ1`` and
+    ``∂x = g ⊙ (r ⊗ γ) + x ⊙ (−q ⊗ 1) + (q μ − r a) ⊗ 1``: the statistics and ``a`` once for
+    all rows, then per block the products ``g x``, its row sums and three broadcast factors
+    (products of inner dimension 3) with in-place passes. ``dx`` may be ``g``'s buffer (``g``
+    is read for the last time by ``dx *= r ⊗ γ``). Bad rows are recomputed centred."""
+    mu, r, bad = _row_moments(x, eps)
+    n, d = x.shape
+    inv_d = 1.0 / d
+    a_mean = np.matmul(g, gamma)
+    a_mean *= inv_d
+    dbeta += np.matmul(np.ones(n, dx.dtype), g)
+    dgamma -= np.matmul(np.multiply(mu, r), g)
+    a = np.empty((n, 3), x.dtype)                      # rows [r, −q, q μ − r a]
+    a[:, 0] = r
+    fac_g = np.zeros((3, d), x.dtype)                  # a @ fac_g = r ⊗ γ
+    fac_g[0] = gamma
+    fac_x = np.zeros((3, d), x.dtype)                  # a @ fac_x = −q ⊗ 1
+    fac_x[1] = 1.0
+    fac_1 = np.zeros((3, d), x.dtype)                  # a @ fac_1 = (q μ − r a) ⊗ 1
+    fac_1[2] = 1.0
+    in_place = np.may_share_memory(dx, g)
+    gx = tmp = None
+    for b in _block_rows(x):
+        gb, xb, rb, mub, ab = g[b], x[b], r[b], mu[b], a_mean[b]
+        gx = np.multiply(gb, xb, out=None if gx is None or len(gx) != len(gb) else gx)
+        dgamma += np.matmul(rb, gx)
+        c = np.matmul(gx, gamma)
+        c *= inv_d
+        c -= mub * ab
+        c *= rb
+        q = np.multiply(rb, rb)
+        q *= c                                         # q = r² c
+        np.negative(q, out=a[b, 1])
+        q *= mub
+        q -= rb * ab
+        a[b, 2] = q
+        o = dx[b]
+        if in_place:
+            o *= np.matmul(a[b], fac_g, out=gx)        # g's last read
+        else:
+            np.matmul(a[b], fac_g, out=o)
+            o *= gb
+        tmp = np.matmul(a[b], fac_x, out=gx)
+        tmp *= xb
+        o += tmp
+        o += np.matmul(a[b], fac_1, out=tmp)
+    if bad is not None:
+        sub = np.empty((len(bad), d), dx.dtype)
+        _layer_norm_grad_centred_kernel(sub, g[bad], x[bad], gamma, eps, dgamma,
+                                        np.zeros(d, dx.dtype))
+        dx[bad] = sub
 
 
 def _layer_norm_grad_impl(g, x, gamma, *, eps, out=None):
@@ -688,9 +737,8 @@ def _layer_norm_grad_impl(g, x, gamma, *, eps, out=None):
     if out.size:
         rows = (-1, shape[-1])
         g2 = g if g is out else _as_rows(g, shape, dtype)
-        run_blocked(_layer_norm_grad_kernel, out.reshape(rows), (g2.reshape(rows),
-                    _as_rows(x, shape, dtype)), row_ndim=1,
-                    extra=(np.asarray(gamma, dtype), eps, dgamma, dbeta))
+        _layer_norm_grad_rows(out.reshape(rows), g2.reshape(rows), _as_rows(x, shape, dtype),
+                              np.asarray(gamma, dtype), eps, dgamma, dbeta)
     return out, dgamma.reshape(np.shape(gamma)), dbeta
 
 
