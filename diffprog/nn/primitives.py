@@ -313,8 +313,6 @@ def _masked_softargmax_impl(x, mask, out=None):
     mask = np.asarray(mask, dtype=bool)
     if out is None:                       # jit passes out=x when the scores die here
         out = np.empty(np.broadcast_shapes(x.shape, mask.shape), x.dtype)
-    keep = mask.astype(x.dtype)
-    count = np.maximum(keep.sum(axis=-1), 1.0)
     m = max(mask.ndim, 1)
     if (x.shape == out.shape and x.flags.c_contiguous and out.flags.c_contiguous
             and out.size and x.ndim >= m):
@@ -324,42 +322,49 @@ def _masked_softargmax_impl(x, mask, out=None):
         rows = math.prod(tile[:-1])
         per = max(1, blocking.BLOCK_BYTES // max(rows * lk * out.itemsize, 1))
         per = min(per, out.size // (rows * lk))
-        keep_t = np.tile(np.broadcast_to(keep, tile).reshape(rows, lk), (per, 1))
-        inv_t = np.tile(np.broadcast_to(1.0 / count, tile[:-1]).reshape(rows), per)
-        bias_t = np.where(keep_t == 0, -np.inf, 0.0).astype(out.dtype)
+        bias = np.where(np.broadcast_to(mask, tile), 0.0, -np.inf).astype(out.dtype)
+        bias_t = np.tile(bias.reshape(rows, lk), (per, 1))
         return _run_rows(_masked_softargmax_rows_kernel, out, (x,), row_ndim=m,
-                         extra=(keep_t, bias_t, inv_t.astype(out.dtype)))
+                         extra=(bias_t,))
+    keep = mask.astype(x.dtype)
+    count = np.maximum(keep.sum(axis=-1), 1.0)
     return _run_rows(_masked_softargmax_kernel, out, (x,), row_ndim=m,
                      extra=(keep, ~mask, 1.0 / count))
 
 
-def _masked_softargmax_rows_kernel(out, x, keep, bias, inv_count):
+def _masked_softargmax_rows_kernel(out, x, bias):
     """:func:`_masked_softargmax_kernel` on a block seen as a 2-D stack of rows, with the mask
-    tiled to the block: ``keep`` (1 kept, 0 blocked) and ``bias`` (0 kept, −∞ blocked), added
-    to the scores in one same-shape pass (a non-finite score at a blocked entry makes its row
-    one of the recomputed ones). ``out`` may be ``x``."""
+    tiled to the block as ``bias`` (0 kept, −∞ blocked), added to the scores in one same-shape
+    pass. The scores are not shifted at all: ``softargmax(x) = eˣ / Σ eˣ`` exactly as long as
+    the row sum ``s`` neither overflows nor falls below :func:`_unshifted_floor` (under which
+    tail entries would lose precision as subnormals); such rows, rows with non-finite scores
+    and fully blocked rows (``s = 0``) are recomputed with the row maximum. The normalization
+    multiplies by ``(1/s) ⊗ 1`` built by BLAS (:func:`_outer2`), an in-place pass. ``out`` may
+    be ``x`` (read for the last time before ``out`` is written)."""
     lk = out.shape[-1]
     o2, x2 = out.reshape(-1, lk), x.reshape(-1, lk)
     n = o2.shape[0]
-    keep, bias, inv_count = keep[:n], bias[:n], inv_count[:n]
-    ones = np.ones(lk, out.dtype)
-    with np.errstate(over="ignore", invalid="ignore"):   # such rows are recomputed below
-        c = _row_dots(x2, keep)
-        c *= inv_count
-        e = np.empty_like(o2)
-        np.add(x2, bias, out=e)
-        e -= c[:, None]
+    bias = bias[:n]
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        e = np.add(x2, bias)
         np.exp(e, out=e)
-        s = np.matmul(e, ones)
-        bad = ~np.isfinite(s)
+        s = np.matmul(e, np.ones(lk, out.dtype))
+        bad = ~((s >= _unshifted_floor(out.dtype)) & (s <= np.finfo(out.dtype).max))
+        fixed = None
         if bad.any():                           # before x may be overwritten
-            rows = np.nonzero(bad)
-            fixed = _softargmax_rows(x2[rows], keep[rows] == 0)
-        s[s == 0] = 1.0                         # a fully blocked row stays all zeros
+            rows = np.flatnonzero(bad)
+            fixed = _softargmax_rows(x2[rows], bias[rows] != 0)
         np.divide(1.0, s, out=s)
-        np.multiply(e, s[:, None], out=o2)
-    if bad.any():
+        _outer2(o2, s, 1.0, 0.0, 0.0)
+        o2 *= e
+    if fixed is not None:
         o2[rows] = fixed
+
+
+def _unshifted_floor(dtype):
+    """Smallest row sum ``Σ eˣ`` accepted without a shift: ``2⁴⁰`` times the smallest normal
+    number, so an entry that is subnormal has probability below ``2⁻⁴⁰``."""
+    return np.finfo(dtype).tiny * 2.0 ** 40
 
 
 def _softargmax_tangent(p, t):
@@ -367,9 +372,17 @@ def _softargmax_tangent(p, t):
 
 
 def _softargmax_grad_kernel(out, t, p):
-    """``out = p ⊙ (t − ⟨p, t⟩)`` row by row (``out`` may be ``t``)."""
+    """``out = p ⊙ (t − ⟨p, t⟩)`` row by row (``out`` may be ``t``); on 2-D C-contiguous blocks
+    ``⟨p, t⟩ ⊗ 1`` is built by BLAS (:func:`_outer2`) and the passes run in place."""
     s = _row_dots(p, t)
-    np.subtract(t, s[..., None], out=out)
+    if out.ndim == 2 and out.flags.c_contiguous and not np.may_share_memory(out, t):
+        np.negative(s, out=s)
+        _outer2(out, s, 1.0, 0.0, 0.0)
+        out += t
+    elif out.ndim == 2 and out.flags.c_contiguous:          # out is t
+        out -= _outer2(np.empty_like(out), s, 1.0, 0.0, 0.0)
+    else:
+        np.subtract(t, s[..., None], out=out)
     out *= p
 
 

@@ -241,6 +241,24 @@ def test_masked_softargmax_rows_spread_beyond_the_exponent_range_and_non_finite_
     np.testing.assert_array_equal(p[4], 0.0)
 
 
+def test_masked_softargmax_unshifted_rows_outside_exp_range_are_recomputed():
+    """The tiled kernel exponentiates unshifted scores: rows whose ``Σ eˣ`` overflows (scores
+    near +100 in float32) or falls under the subnormal floor (all scores near −70 or −200) are
+    recomputed with the row maximum, and rows with a subnormal tail keep it negligible."""
+    rng = np.random.default_rng(15)
+    x = rng.normal(size=(3, 64, 64)).astype(np.float32)
+    x[0, 3] += 100.0                       # overflows exp in float32
+    x[0, 9] -= 70.0                        # Σ eˣ ≈ e⁻⁷⁰ < 2⁴⁰ · tiny: recomputed
+    x[1, 20] -= 200.0                      # Σ eˣ underflows to 0
+    x[2, 40, :10] -= 100.0                 # a subnormal tail under a normal row sum
+    x[2, 41, :5] += 80.0                   # large but finite sum: kept unshifted
+    mask = np.tril(np.ones((64, 64), bool))
+    p = masked_softargmax_p.bind(x, mask)
+    ref = _brute_masked_softmax(x.astype(np.float64), mask)
+    np.testing.assert_allclose(p, ref, rtol=3e-6, atol=1e-12)
+    np.testing.assert_allclose(p.sum(-1), 1.0, rtol=1e-6)
+
+
 def test_masked_softargmax_output_is_causal_bit_for_bit():
     """Changing the scores of blocked (future) entries, even to huge values that send other
     rows through the recomputation, leaves every row's result bit for bit unchanged."""
