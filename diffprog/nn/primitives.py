@@ -696,8 +696,13 @@ def _layer_norm_grad_rows(dx, g, x, gamma, eps, dgamma, dbeta):
     inv_d = 1.0 / d
     a_mean = np.matmul(g, gamma)
     a_mean *= inv_d
-    dbeta += np.matmul(np.ones(n, dx.dtype), g)
-    dgamma -= np.matmul(np.multiply(mu, r), g)
+    cols = np.empty((2, n), x.dtype)                   # [1; −μ r]ᵀ g: ∂β and part of ∂γ
+    cols[0] = 1.0
+    np.multiply(mu, r, out=cols[1])
+    np.negative(cols[1], out=cols[1])
+    sums = np.matmul(cols, g)
+    dbeta += sums[0]
+    dgamma += sums[1]
     a = np.empty((n, 3), x.dtype)                      # rows [r, −q, q μ − r a]
     a[:, 0] = r
     fac_g = np.zeros((3, d), x.dtype)                  # a @ fac_g = r ⊗ γ
