@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import diffprog
 import diffprog.numpy as dnp
@@ -122,3 +124,30 @@ def test_matmul_into_layout_float32_and_broadcast_batch():
     out = matmul_into_layout(a, b, perm=(0, 2, 1, 3), swap=False, shape=None)
     assert out.dtype == np.float32 and out.shape == (2, 4, 3, 6) and out.flags.c_contiguous
     np.testing.assert_allclose(out, np.matmul(a, b).transpose(0, 2, 1, 3), rtol=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.tuples(*[st.integers(1, 4)] * 5), st.permutations(range(4)), st.booleans(),
+       st.booleans())
+def test_random_permutations_of_products_match_numpy(dims, perm, merge, use_float32):
+    """Any transpose (then optionally a reshape merging the last two axes) of a product of two
+    stacks, jitted, equals NumPy's result, whether or not the layout is fused."""
+    b, h, m, k, n = dims
+    dtype = np.float32 if use_float32 else np.float64
+    a = RNG.normal(size=(b, h, m, k)).astype(dtype)
+    c = RNG.normal(size=(b, h, k, n)).astype(dtype)
+    perm = tuple(perm)
+    shape = np.matmul(a, c).transpose(perm).shape
+    target = shape[:2] + (shape[2] * shape[3],) if merge else None
+
+    def f(a, c):
+        y = dnp.transpose(a @ c, perm)
+        return dnp.reshape(y, target) if merge else y
+
+    expected = np.einsum("bhik,bhkj->bhij", a.astype(np.float64), c.astype(np.float64))
+    expected = expected.transpose(perm)
+    expected = expected.reshape(target) if merge else expected
+    got = diffprog.jit(f)(a, c)
+    assert got.dtype == dtype and got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-5 if use_float32 else 1e-12,
+                               atol=1e-5 if use_float32 else 1e-12)
