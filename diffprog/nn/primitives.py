@@ -539,17 +539,18 @@ standardize_grad_p.batch = _standardize_grad_batch
 # ------------------------------------------------------------ layer norm with scale and shift
 # ``layer_norm_p(x, γ, β) = standardize(x) ⊙ γ + β`` (γ, β of shape (D,)) and its VJP
 # ``layer_norm_grad_p(g, x, γ) = (∂x, ∂γ, ∂β)`` each run as one cache-blocked kernel: the
-# statistics are recomputed per block in the backward pass (cheaper than storing them), and
-# the parameter gradients are accumulated over the blocks. Their JVPs, their VJPs and their
+# row statistics are recomputed once per call in the backward pass (cheaper than storing them),
+# and the parameter gradients are accumulated over the blocks. Their JVPs, their VJPs and their
 # batching rules come from the compositions ``_layer_norm_composed`` and
 # ``_layer_norm_grad_composed`` of the primitives above (so every order works).
 #
 # NumPy's broadcasting passes (a row vector γ, a per-row μ) run one short inner loop per row and
 # cost about twice a flat pass. The kernels therefore build every broadcast factor as a full
-# block with one BLAS product of inner dimension 2 (:func:`_outer2`, e.g. ``r ⊗ γ``, cheaper
-# than one broadcasting pass) and combine the data with flat passes only, from the row moments
-# ``μ = mean(x)`` and ``σ² = mean(x²) − μ²``. That form loses ``log₂(μ²/σ²)`` bits, so a block
-# with a row where ``μ² > κσ²`` (:data:`_MOMENT_KAPPA`; ≤ 5 bits) is computed centred instead.
+# block with one BLAS product of inner dimension 3 (e.g. ``[r, −μr, 1] @ [γ; 0; 0] = r ⊗ γ``,
+# cheaper than one broadcasting pass; NumPy runs inner dimension 1 without BLAS) and combine the
+# data with flat in-place passes only, from the row moments ``μ = mean(x)`` and
+# ``σ² = mean(x²) − μ²``. That form loses ``log₂(μ²/σ²)`` bits, so rows where ``μ² > κσ²``
+# (:data:`_MOMENT_KAPPA`; ≤ 5 bits) are recomputed from the centred formulas.
 
 #: rows with ``μ² ≤ κ σ²`` are standardized from their raw moments (≤ log₂(1 + κ) bits lost)
 _MOMENT_KAPPA = 16.0
@@ -712,6 +713,7 @@ def _layer_norm_grad_rows(dx, g, x, gamma, eps, dgamma, dbeta):
     fac_1 = np.zeros((3, d), x.dtype)                  # a @ fac_1 = (q μ − r a) ⊗ 1
     fac_1[2] = 1.0
     in_place = np.may_share_memory(dx, g)
+    g_bad = None if bad is None else g[bad]            # a copy: dx may overwrite g below
     gx = tmp = None
     for b in _block_rows(x):
         gb, xb, rb, mub, ab = g[b], x[b], r[b], mu[b], a_mean[b]
@@ -739,7 +741,7 @@ def _layer_norm_grad_rows(dx, g, x, gamma, eps, dgamma, dbeta):
         o += np.matmul(a[b], fac_1, out=tmp)
     if bad is not None:
         sub = np.empty((len(bad), d), dx.dtype)
-        _layer_norm_grad_centred_kernel(sub, g[bad], x[bad], gamma, eps, dgamma,
+        _layer_norm_grad_centred_kernel(sub, g_bad, x[bad], gamma, eps, dgamma,
                                         np.zeros(d, dx.dtype))
         dx[bad] = sub
 

@@ -425,3 +425,21 @@ def test_layer_norm_strided_input_and_broadcast_cotangent():
     np.testing.assert_allclose(dx, ref_dx, rtol=1e-9, atol=1e-11)
     np.testing.assert_allclose(dgamma, ref_dgamma, rtol=1e-10)
     np.testing.assert_allclose(dbeta, ref_dbeta, rtol=1e-12)
+
+
+def test_layer_norm_gradient_written_over_its_cotangent_keeps_ill_conditioned_rows():
+    """Under jit the gradient kernel may write ∂x into g's buffer; rows recomputed from the
+    centred formulas must read g as it was."""
+    from diffprog.nn.primitives import _layer_norm_grad_impl
+
+    rng = np.random.default_rng(16)
+    x = rng.normal(size=(3000, 64)).astype(np.float32)
+    x[[4, 2500]] += 1e4
+    g = rng.normal(size=x.shape).astype(np.float32)
+    gamma = rng.normal(size=64).astype(np.float32)
+    expected = _layer_norm_grad_impl(g, x, gamma, eps=1e-5)
+    buf = g.copy()
+    got = _layer_norm_grad_impl(buf, x, gamma, eps=1e-5, out=buf)
+    assert got[0] is buf
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
