@@ -30,9 +30,11 @@ under ``jit`` they overwrite the cotangent (the scores) they consume when nothin
   r (t − mean(t) − y mean(y t))`` (the Jacobian ``r(I − 11ᵀ/D − y yᵀ/D)`` is symmetric), with
   ``r = 1/√(σ² + ε)`` recovered from ``m = mean(y x) = σ² r`` as ``r = 2/(m + √(m² + 4ε))``
   (the positive root of ``ε r² + m r − 1 = 0``).
-- ``layer_norm_p(x, γ, β) = standardize(x) ⊙ γ + β`` and its VJP
-  ``layer_norm_grad_p(g, x, γ) = (∂x, ∂γ, ∂β)``, one kernel each way (the affine layer norm of
-  :func:`~diffprog.nn.layer_norm` with γ, β of shape ``(D,)``).
+- ``layer_norm_p(x, γ, β) = (standardize(x) ⊙ γ + β, μ, r)`` (the row statistics
+  ``μ``, ``r = 1/√(σ² + ε)`` are results too) and its VJP
+  ``layer_norm_grad_p(g, x, γ, μ, r) = (∂x, ∂γ, ∂β)``, which reads them instead of recomputing
+  them, one kernel each way (the affine layer norm of :func:`~diffprog.nn.layer_norm` with γ, β
+  of shape ``(D,)``).
 """
 
 from __future__ import annotations
@@ -537,10 +539,10 @@ standardize_grad_p.batch = _standardize_grad_batch
 
 
 # ------------------------------------------------------------ layer norm with scale and shift
-# ``layer_norm_p(x, γ, β) = standardize(x) ⊙ γ + β`` (γ, β of shape (D,)) and its VJP
-# ``layer_norm_grad_p(g, x, γ) = (∂x, ∂γ, ∂β)`` each run as one cache-blocked kernel: the
-# row statistics are recomputed once per call in the backward pass (cheaper than storing them),
-# and the parameter gradients are accumulated over the blocks. Their JVPs, their VJPs and their
+# ``layer_norm_p(x, γ, β) = (standardize(x) ⊙ γ + β, μ, r)`` (γ, β of shape (D,)) and its VJP
+# ``layer_norm_grad_p(g, x, γ, μ, r) = (∂x, ∂γ, ∂β)`` each run as one cache-blocked kernel: the
+# backward pass reads the forward's row statistics (as PyTorch saves its mean and rstd), and
+# the parameter gradients are accumulated over the blocks. Their JVPs, their VJPs and their
 # batching rules come from the compositions ``_layer_norm_composed`` and
 # ``_layer_norm_grad_composed`` of the primitives above (so every order works).
 #
@@ -613,7 +615,8 @@ def _layer_norm_centred_kernel(out, x, gamma, beta, eps):
 def _layer_norm_rows(out, x, gamma, beta, eps):
     """``out = x ⊙ (r ⊗ γ) + ((−μ r) ⊗ γ + 1 ⊗ β)`` for the 2-D C-contiguous ``x``: the row
     statistics once for all rows, then per block two products of inner dimension 3 (the
-    broadcast factors) and two in-place passes; bad rows are recomputed centred."""
+    broadcast factors) and two in-place passes; bad rows are recomputed centred. Returns the
+    row statistics ``(μ, r)`` for the backward pass."""
     mu, r, bad = _row_moments(x, eps)
     n, d = x.shape
     a = np.empty((n, 3), x.dtype)                      # rows [r, −μ r, 1]
@@ -637,6 +640,14 @@ def _layer_norm_rows(out, x, gamma, beta, eps):
         sub = np.empty((len(bad), d), out.dtype)
         _layer_norm_centred_kernel(sub, x[bad], gamma, beta, eps)
         out[bad] = sub
+        mu[bad], r[bad] = _centred_stats(x[bad], eps)
+    return mu, r
+
+
+def _centred_stats(x, eps):
+    """``(μ, 1/√(σ² + ε))`` over the last axis from the centred rows."""
+    mu = _row_means(x)
+    return mu, _inv_std(np.subtract(x, mu[..., None]), eps)
 
 
 def _as_rows(a, shape, dtype):
@@ -646,17 +657,21 @@ def _as_rows(a, shape, dtype):
 
 
 def _layer_norm_impl(x, gamma, beta, *, eps):
+    """``(γ ⊙ (x − μ) r + β, μ, r)`` with ``r = 1/√(σ² + ε)`` over the last axis."""
     x = _float_array(x)
+    if x.ndim == 0:
+        raise ValueError("layer_norm: argument 'x' must have at least one axis")
     dtype = np.result_type(x, gamma, beta)
     out = np.empty(np.broadcast_shapes(x.shape, np.shape(gamma), np.shape(beta)), dtype)
-    if out.shape != x.shape or dtype != x.dtype or x.ndim == 0 or out.size == 0:
+    if out.shape != x.shape or dtype != x.dtype or out.size == 0:
         np.multiply(_standardize_impl(x, eps=eps), gamma, out=out)
         out += beta
-        return out
+        mu, r = _centred_stats(x, eps)
+        return out, mu.astype(dtype, copy=False), r.astype(dtype, copy=False)
     rows = _as_rows(x, x.shape, dtype)
-    _layer_norm_rows(out.reshape(rows.shape), rows, np.asarray(gamma, dtype),
-                     np.asarray(beta, dtype), eps)
-    return out
+    mu, r = _layer_norm_rows(out.reshape(rows.shape), rows, np.asarray(gamma, dtype),
+                             np.asarray(beta, dtype), eps)
+    return out, mu.reshape(x.shape[:-1]), r.reshape(x.shape[:-1])
 
 
 def _layer_norm_grad_centred_kernel(dx, g, x, gamma, eps, dgamma, dbeta):
@@ -684,15 +699,30 @@ def _layer_norm_grad_centred_kernel(dx, g, x, gamma, eps, dgamma, dbeta):
     dx -= a[..., None]
 
 
-def _layer_norm_grad_rows(dx, g, x, gamma, eps, dgamma, dbeta):
+def _layer_norm_grad_rows(dx, g, x, gamma, mu, r, eps, dgamma, dbeta):
     """The formulas of :func:`_layer_norm_grad_centred_kernel` with ``x̂ = x − μ`` expanded,
     for 2-D C-contiguous rows: ``a = mean(g γ)``, ``c = mean(h y) = r (mean(g x γ) − μ a)``,
     ``q = r² c``, ``∂γ = (g x)ᵀ r − gᵀ(r μ)``, ``∂β = gᵀ1`` and
     ``∂x = g ⊙ (r ⊗ γ) + x ⊙ (−q ⊗ 1) + (q μ − r a) ⊗ 1``: the statistics and ``a`` once for
     all rows, then per block the products ``g x``, its row sums and three broadcast factors
     (products of inner dimension 3) with in-place passes. ``dx`` may be ``g``'s buffer (``g``
-    is read for the last time by ``dx *= r ⊗ γ``). Bad rows are recomputed centred."""
-    mu, r, bad = _row_moments(x, eps)
+    is read for the last time by ``dx *= r ⊗ γ``). ``μ`` and ``r`` are the forward pass's row
+    statistics; rows too ill-conditioned for the expanded formulas (``μ² r² > κ (1 − ε r²)``,
+    i.e. ``μ² > κσ²``, or non-finite) are recomputed centred."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        r2 = np.multiply(r, r)
+        bound = np.multiply(r2, -eps)
+        bound += 1.0
+        bound *= _MOMENT_KAPPA
+        r2 *= mu
+        r2 *= mu
+        ok = r2 <= bound
+    bad = None
+    if not ok.all():
+        bad = np.flatnonzero(~ok)
+        mu, r = mu.copy(), r.copy()
+        mu[bad] = 0.0
+        r[bad] = 0.0
     n, d = x.shape
     inv_d = 1.0 / d
     a_mean = np.matmul(g, gamma)
@@ -746,7 +776,7 @@ def _layer_norm_grad_rows(dx, g, x, gamma, eps, dgamma, dbeta):
         dx[bad] = sub
 
 
-def _layer_norm_grad_impl(g, x, gamma, *, eps, out=None):
+def _layer_norm_grad_impl(g, x, gamma, mu, r, *, eps, out=None):
     g, x = np.asarray(g), _float_array(x)
     shape = np.broadcast_shapes(g.shape, x.shape)
     dtype = np.result_type(g, x, gamma)
@@ -757,21 +787,32 @@ def _layer_norm_grad_impl(g, x, gamma, *, eps, out=None):
     if out.size:
         rows = (-1, shape[-1])
         g2 = g if g is out else _as_rows(g, shape, dtype)
+        stats = [np.ascontiguousarray(np.broadcast_to(v, shape[:-1]), dtype=dtype).reshape(-1)
+                 for v in (mu, r)]
         _layer_norm_grad_rows(out.reshape(rows), g2.reshape(rows), _as_rows(x, shape, dtype),
-                              np.asarray(gamma, dtype), eps, dgamma, dbeta)
+                              np.asarray(gamma, dtype), *stats, eps, dgamma, dbeta)
     return out, dgamma.reshape(np.shape(gamma)), dbeta
 
 
 def _layer_norm_composed(x, gamma, beta, *, eps):
-    return standardize_p.bind(x, eps=eps) * gamma + beta
+    mu = dnp.mean(x, axis=-1)
+    xc = x - dnp.expand_dims(mu, -1)
+    r = 1.0 / dnp.sqrt(dnp.mean(xc * xc, axis=-1) + eps)
+    return standardize_p.bind(x, eps=eps) * gamma + beta, mu, r
 
 
-def _layer_norm_grad_composed(g, x, gamma, *, eps):
-    y = standardize_p.bind(x, eps=eps)
-    shape = np.broadcast_shapes(dnp.shape(g), dnp.shape(y))
+def _layer_norm_grad_composed(g, x, gamma, mu, r, *, eps):
+    """The VJP of the layer norm in ``x, γ, β`` written with the forward statistics ``μ, r``
+    as inputs: equal to the VJP wherever they are ``x``'s statistics, so its derivatives along
+    ``μ(x), r(x)`` (through :data:`layer_norm_p`'s second and third results) are right."""
+    shape = np.broadcast_shapes(dnp.shape(g), dnp.shape(x))
     g = dnp.broadcast_to(g, shape)
+    d = float(shape[-1])
+    rr = dnp.expand_dims(r, -1)
+    y = (x - dnp.expand_dims(mu, -1)) * rr
+    h = g * gamma
+    dx = rr * (h - _row_sum_traced(h) / d - y * (_row_dot_traced(h, y) / d))
     lead = tuple(range(len(shape) - 1))
-    dx = standardize_grad_p.bind(g * gamma, x, y, eps=eps)
     return dx, dnp.reshape(dnp.sum(g * y, axis=lead), dnp.shape(gamma)), dnp.sum(g, axis=lead)
 
 
@@ -806,25 +847,31 @@ def _from_composition(prim, composed, nout=None):
     prim.batch = batch_rule
 
 
-layer_norm_p = Primitive("layer_norm", _layer_norm_impl)
+#: ``layer_norm_p(x, γ, β) = (γ ⊙ (x − μ) r + β, μ, r)``: the row statistics are results too,
+#: so the backward pass reads them instead of recomputing them.
+layer_norm_p = Primitive("layer_norm", _layer_norm_impl, multiple_results=True)
 layer_norm_grad_p = Primitive("layer_norm_grad", _layer_norm_grad_impl, multiple_results=True)
-_from_composition(layer_norm_p, _layer_norm_composed)
+_from_composition(layer_norm_p, _layer_norm_composed, nout=3)
 _from_composition(layer_norm_grad_p, _layer_norm_grad_composed, nout=3)
+_layer_norm_composed_vjp = layer_norm_p.vjp_joint
 
 
 def _layer_norm_vjp_joint(g, ans, argnums, x, gamma, beta, *, eps):
-    cts = layer_norm_grad_p.bind(g, x, gamma, eps=eps)
+    g_out, g_mu, g_r = g
+    if g_out is None or g_mu is not None or g_r is not None:   # the statistics are read too
+        return _layer_norm_composed_vjp(g, ans, argnums, x, gamma, beta, eps=eps)
+    cts = layer_norm_grad_p.bind(g_out, x, gamma, ans[1], ans[2], eps=eps)
     return [cts[i] for i in argnums]
 
 
 def _layer_norm_batch(args, dims, *, eps):
     x, gamma, beta = args
     if dims[1] is None and dims[2] is None:           # only the data is batched: fast path
-        return layer_norm_p.bind(to_front(x, dims[0]), gamma, beta, eps=eps), 0
+        return layer_norm_p.bind(to_front(x, dims[0]), gamma, beta, eps=eps), (0, 0, 0)
     from ..core.batching import vmap
 
     f = lambda *a: _layer_norm_composed(*a, eps=eps)  # noqa: E731
-    return vmap(f, in_axes=tuple(dims))(*args), 0
+    return vmap(f, in_axes=tuple(dims))(*args), (0, 0, 0)
 
 
 layer_norm_grad_p.inplace_arg = 0                 # ∂x may overwrite g (read before)

@@ -383,9 +383,13 @@ def test_layer_norm_rows_far_from_zero_mean_take_the_centred_formulas():
     gamma = rng.normal(size=64).astype(np.float32)
     beta = rng.normal(size=64).astype(np.float32)
     eps = 1e-5
-    out = layer_norm_p.bind(x32, gamma, beta, eps=eps)
-    dx, dgamma, dbeta = layer_norm_grad_p.bind(g, x32, gamma, eps=eps)
+    out, mu, r = layer_norm_p.bind(x32, gamma, beta, eps=eps)
+    dx, dgamma, dbeta = layer_norm_grad_p.bind(g, x32, gamma, mu, r, eps=eps)
     ref_out, ref_dx, ref_dgamma, ref_dbeta = _layer_norm_reference(x32, g, gamma, beta, eps)
+    x64 = x32.astype(np.float64)                         # the statistics the backward reads
+    ref_mu = x64.mean(-1)
+    np.testing.assert_allclose(mu, ref_mu, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(r, 1 / np.sqrt(x64.var(-1) + eps), rtol=2e-5)
     np.testing.assert_allclose(out[5], ref_out[5], atol=1e-2)   # raw moments: errors ~ 1
     np.testing.assert_allclose(np.delete(out, 5, 0), np.delete(ref_out, 5, 0), atol=2e-5)
     np.testing.assert_array_equal(out[3000:3003], np.broadcast_to(beta, (3, 64)))
@@ -404,7 +408,7 @@ def test_layer_norm_non_finite_row_stays_in_its_row():
     x[7, 3] = np.inf
     gamma, beta = np.ones(64, np.float32), np.zeros(64, np.float32)
     with np.errstate(invalid="ignore"):                 # ∞ − ∞ in that row, as in NumPy
-        out = layer_norm_p.bind(x, gamma, beta, eps=1e-5)
+        out = layer_norm_p.bind(x, gamma, beta, eps=1e-5)[0]
     assert np.isnan(out[7]).any()
     ref = _layer_norm_reference(np.delete(x, 7, 0), np.zeros((2047, 64)), 1.0, 0.0, 1e-5)[0]
     np.testing.assert_allclose(np.delete(out, 7, 0), ref, atol=2e-5)
@@ -419,9 +423,9 @@ def test_layer_norm_strided_input_and_broadcast_cotangent():
     g = rng.normal(size=32)                             # one cotangent row for every row
     ref_out, ref_dx, ref_dgamma, ref_dbeta = _layer_norm_reference(
         x, np.broadcast_to(g, x.shape), gamma, beta, 1e-5)
-    np.testing.assert_allclose(layer_norm_p.bind(x, gamma, beta, eps=1e-5), ref_out,
-                               rtol=1e-11, atol=1e-12)
-    dx, dgamma, dbeta = layer_norm_grad_p.bind(g, x, gamma, eps=1e-5)
+    out, mu, r = layer_norm_p.bind(x, gamma, beta, eps=1e-5)
+    np.testing.assert_allclose(out, ref_out, rtol=1e-11, atol=1e-12)
+    dx, dgamma, dbeta = layer_norm_grad_p.bind(g, x, gamma, mu, r, eps=1e-5)
     np.testing.assert_allclose(dx, ref_dx, rtol=1e-9, atol=1e-11)
     np.testing.assert_allclose(dgamma, ref_dgamma, rtol=1e-10)
     np.testing.assert_allclose(dbeta, ref_dbeta, rtol=1e-12)
@@ -430,16 +434,17 @@ def test_layer_norm_strided_input_and_broadcast_cotangent():
 def test_layer_norm_gradient_written_over_its_cotangent_keeps_ill_conditioned_rows():
     """Under jit the gradient kernel may write ∂x into g's buffer; rows recomputed from the
     centred formulas must read g as it was."""
-    from diffprog.nn.primitives import _layer_norm_grad_impl
+    from diffprog.nn.primitives import _layer_norm_grad_impl, _layer_norm_impl
 
     rng = np.random.default_rng(16)
     x = rng.normal(size=(3000, 64)).astype(np.float32)
     x[[4, 2500]] += 1e4
     g = rng.normal(size=x.shape).astype(np.float32)
     gamma = rng.normal(size=64).astype(np.float32)
-    expected = _layer_norm_grad_impl(g, x, gamma, eps=1e-5)
+    _, mu, r = _layer_norm_impl(x, gamma, gamma, eps=1e-5)
+    expected = _layer_norm_grad_impl(g, x, gamma, mu, r, eps=1e-5)
     buf = g.copy()
-    got = _layer_norm_grad_impl(buf, x, gamma, eps=1e-5, out=buf)
+    got = _layer_norm_grad_impl(buf, x, gamma, mu, r, eps=1e-5, out=buf)
     assert got[0] is buf
     for a, b in zip(got, expected, strict=True):
         np.testing.assert_array_equal(a, b)
