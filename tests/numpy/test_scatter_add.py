@@ -47,3 +47,26 @@ def test_embedding_gradient_equals_the_one_hot_product():
     np.testing.assert_allclose(g, onehot.T @ w.reshape(-1, 5), rtol=1e-13, atol=1e-14)
     jg = diffprog.jit(diffprog.grad(lambda E: dnp.sum(E[tokens] * w)))(table)
     np.testing.assert_allclose(jg, g, rtol=1e-13, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.complex128, np.int64, np.float16])
+def test_scatter_add_both_paths_keep_dtype_and_match_np_add_at(dtype):
+    """Float and complex values take the sparse product, others the sorted ``reduceat``."""
+    rng = np.random.default_rng(3)
+    idx = rng.integers(-7, 7, size=(5, 9))
+    v = (rng.normal(size=(5, 9, 4)) * 10).astype(dtype)
+    if np.dtype(dtype).kind == "c":
+        v = v + 1j * rng.normal(size=v.shape)
+    out = np.ones((7, 4), dtype)
+    ref = out.copy()
+    np.add.at(ref, (idx,), v)
+    _scatter_add(out, (idx,), v)
+    assert out.dtype == dtype
+    tol = 1e-2 if dtype == np.float16 else 1e-5
+    np.testing.assert_allclose(out, ref, rtol=tol, atol=tol)
+
+
+def test_scatter_add_with_empty_trailing_axes():
+    out = np.zeros((3, 0))
+    _scatter_add(out, (np.array([0, 2, 2]),), np.zeros((3, 0)))
+    assert out.shape == (3, 0)
