@@ -183,6 +183,17 @@ def _reduce(prim):
     return rule
 
 
+def _along_axes(prim):
+    """A normalized ``axis`` tuple, result of the input's shape: softmax."""
+    bind = prim.bind
+
+    def rule(args, dims, *, axis, **params):
+        (x,), (d,) = args, dims
+        return bind(x, axis=_shift(axis, d), **params), d
+
+    return rule
+
+
 def _reduce_raw(prim, has_keepdims=True):
     """``axis`` as the user gave it (None, int or tuple, maybe negative): all, any,
     count_nonzero."""
@@ -535,7 +546,7 @@ def _elementwise_names() -> list[str]:
 #: primitive name -> factory ``prim -> batching rule``
 RULES: dict = {name: _elementwise for name in _elementwise_names()}
 RULES.update({
-    "sum": _reduce, "max": _reduce, "min": _reduce, "logsumexp": _reduce,
+    "sum": _reduce, "max": _reduce, "min": _reduce, "logsumexp": _reduce, "softmax": _along_axes,
     "all": _reduce_raw, "any": _reduce_raw,
     "count_nonzero": lambda p: _reduce_raw(p, has_keepdims=False),
     "cumsum": _along_axis, "sort": _along_axis,

@@ -14,7 +14,6 @@ import numpy as np
 
 from ..core.primitive import Primitive
 from ._base import shape_of
-from .elementwise import UNARY_PRIMS
 from .structural import getitem_p, reshape_p, sum_p
 
 _add_reduce = np.add.reduce
@@ -103,6 +102,42 @@ def _lse_impl(x, *, axis, keepdims):
     return out
 
 
+def _softmax_impl(x, *, axis):
+    """``exp(x) / Σ exp(x)`` over ``axis``: unshifted over the last axis of a large float
+    array when every row sum is in range (see :func:`_lse_rows_unshifted`), else shifted by
+    the maximum."""
+    x = np.asarray(x)
+    if (axis == (x.ndim - 1,) and x.dtype in (np.float32, np.float64) and x.flags.c_contiguous
+            and x.shape[-1] and x.size >= 4096):
+        fi = np.finfo(x.dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            e = np.exp(x)
+            s = np.matmul(e, np.ones(x.shape[-1], x.dtype))
+        if s.min(initial=fi.max) >= fi.tiny * 2.0 ** 40 and s.max(initial=0.0) <= fi.max:
+            np.divide(1.0, s, out=s)
+            e *= s[..., None]
+            return e
+    m = x.max(axis=axis, keepdims=True)
+    if not np.isfinite(m).all():
+        m = np.where(np.isfinite(m), m, 0.0)
+    e = np.exp(x - m)
+    e /= _add_reduce(e, axis=axis, keepdims=True)
+    return e
+
+
+def _softmax_tangent(p, t, axis):
+    """``p ⊙ (t − Σ p t)``: the JVP (``t`` a tangent) and the VJP (``t`` a cotangent; the
+    Jacobian ``diag(p) − ppᵀ`` is symmetric) of a softmax with result ``p``."""
+    return p * (t - sum_p.bind(p * t, axis=axis, keepdims=True))
+
+
+#: ``softmax_p(x; axis) = exp(x) / Σ_axis exp(x)`` (the gradient of :data:`lse_p`): one
+#: primitive, so that the reverse pass of a log-sum-exp under ``jit`` is one kernel.
+softmax_p = Primitive("softmax", _softmax_impl)
+softmax_p.jvp = lambda primals, tangents, ans, *, axis: _softmax_tangent(ans, tangents[0], axis)
+softmax_p.vjps = (lambda g, ans, x, *, axis: _softmax_tangent(ans, g, axis),)
+
+
 def _lse_weights(x, ans, axis, keepdims):
     """softmax(x) = exp(x - m) / Σ exp(x - m) with the constant shift m = max x (exact for any
     constant m, so its derivatives are exact too; no precision loss for large |logsumexp|)."""
@@ -116,14 +151,7 @@ def _lse_weights(x, ans, axis, keepdims):
             m = np.where(np.isfinite(m), m, 0.0)
         e = np.exp(x - m)
         return e / _add_reduce(e, axis=axis, keepdims=True)
-    from ..core.custom import stop_gradient
-    from .elementwise import NONDIFF_PRIMS
-    from .structural import select_p
-
-    m = stop_gradient(max_p.bind(x, axis=axis, keepdims=True))
-    m = select_p.bind(NONDIFF_PRIMS["isfinite"].bind(m), m, 0.0)
-    e = UNARY_PRIMS["exp"].bind(x - m)
-    return e / sum_p.bind(e, axis=axis, keepdims=True)
+    return softmax_p.bind(x, axis=axis)
 
 
 lse_p = Primitive("logsumexp", _lse_impl)

@@ -48,7 +48,7 @@ import scipy.special as _sc
 from ..core.custom import stop_gradient
 from ..core.primitive import Primitive, Tracer
 from ..numpy._base import dtype_of, float_dtype, shape_of
-from ..numpy.reductions import lse_p
+from ..numpy.reductions import lse_p, softmax_p
 from ..numpy.structural import broadcast_to_p, normalize_axis, unbroadcast
 
 __all__ = [
@@ -527,8 +527,10 @@ def _shift(x, axes):
 def softmax(x: Array, axis: int | tuple[int, ...] | None = None) -> Array:
     r"""Normalized exponential ``softmax(x)ᵢ = exp(xᵢ) / Σⱼ exp(xⱼ)`` over ``axis``.
 
-    Computed stably as ``exp(x − logsumexp(x))``; its Jacobian is ``diag(p) − ppᵀ`` and it is
-    unchanged when a constant is added to ``x`` (Book §4.4.4 Remark 4.2). This is the
+    One primitive (``softmax_p``: unshifted over the last axis of large float arrays while the
+    row sums stay in range, shifted by the maximum otherwise); its Jacobian is
+    ``diag(p) − ppᵀ`` and it is unchanged when a constant is added to ``x`` (Book §4.4.4
+    Remark 4.2). This is the
     gradient of :func:`logsumexp` (Book §2.2.2 Example 2.3). SciPy's default ``axis=None``
     normalizes over all entries. Book name: "softargmax" (§4.4.4; alias :data:`softargmax`).
 
@@ -544,9 +546,9 @@ def softmax(x: Array, axis: int | tuple[int, ...] | None = None) -> Array:
     axes = normalize_axis(axis, len(shape), fname)
     if any(shape[i] == 0 for i in axes):
         return np.zeros(shape, dtype=float_dtype(dtype_of(x)))
-    dnp = _dnp()
-    e = dnp.exp(x - _shift(x, axes))
-    return e / dnp.sum(e, axis=axes, keepdims=True)
+    if dtype_of(x).kind != "f":
+        x = _dnp().astype(x, float_dtype(dtype_of(x)))
+    return softmax_p.bind(x, axis=axes)
 
 
 #: Book name (§4.4.4) for :func:`softmax`, the normalized exponential. (The book's own

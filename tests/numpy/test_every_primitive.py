@@ -432,8 +432,11 @@ case("logsumexp", "prim", lambda x: dnp.logsumexp_prim(x, axis=1), args_of(uni(-
 case("logsumexp", "keepdims", lambda x: dnp.logsumexp_prim(x, keepdims=True) * x,
      args_of(uni(-2, 2)))
 case("logsumexp", "scipy", lambda x: sps.logsumexp(x, axis=0), args_of(uni(-2, 2)))
-case("logsumexp", "softmax", lambda x: sps.softmax(x, axis=1), args_of(uni(-2, 2)),
-     exercises=False)
+case("softmax", "scipy", lambda x: sps.softmax(x, axis=1), args_of(uni(-2, 2)))
+case("softmax", "all_axes", lambda x: sps.softmax(x) * x, args_of(uni(-2, 2)))
+case("softmax", "logsumexp_gradient",        # the reverse rule of logsumexp binds it
+     lambda x: diffprog.grad(lambda v: dnp.sum(dnp.logsumexp_prim(v, axis=1) ** 2))(x),
+     args_of(uni(-2, 2)))
 case("logsumexp", "log_softmax", lambda x: sps.log_softmax(x, axis=-1), args_of(uni(-2, 2)),
      exercises=False)
 case("cumsum", "axis", lambda x: dnp.cumsum(x, axis=1) * x, args_of(uni(-1, 1)))

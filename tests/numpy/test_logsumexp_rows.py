@@ -1,17 +1,18 @@
-"""``logsumexp`` over the last axis of large float arrays takes an unshifted path (one ``exp``
-and a matrix-vector product); rows outside its range fall back to the max-shifted formula.
-Checked against SciPy's ``logsumexp`` in float64."""
+"""``logsumexp`` and ``softmax`` over the last axis of large float arrays take an unshifted path
+(one ``exp`` and a matrix-vector product); rows outside its range fall back to the max-shifted
+formula. Checked against SciPy's ``logsumexp`` and ``softmax`` in float64."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from scipy.special import logsumexp as scipy_lse
+from scipy.special import softmax as scipy_softmax
 
 import diffprog
 import diffprog.numpy as dnp
 from diffprog.numpy.reductions import _lse_rows_unshifted
-from diffprog.scipy.special import logsumexp
+from diffprog.scipy.special import logsumexp, softmax
 
 
 @pytest.mark.parametrize("dtype, rtol", [(np.float32, 2e-6), (np.float64, 1e-13)])
@@ -53,3 +54,38 @@ def test_logsumexp_gradient_on_the_fast_path_is_the_softmax():
     g = diffprog.grad(lambda x: dnp.sum(logsumexp(x, axis=-1) * w))(x)
     p = np.exp(x - scipy_lse(x, axis=-1, keepdims=True))
     np.testing.assert_allclose(g, w[:, None] * p, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float32, 3e-6), (np.float64, 1e-13)])
+def test_softmax_fast_path_and_fallback_match_scipy(dtype, rtol):
+    rng = np.random.default_rng(3)
+    x = (rng.normal(size=(60, 69)) * 3).astype(dtype)
+    np.testing.assert_allclose(softmax(x, axis=-1), scipy_softmax(x.astype(np.float64), axis=-1),
+                               rtol=rtol, atol=1e-12)
+    y = x.copy()
+    y[4] += 100.0 if dtype == np.float32 else 800.0       # overflow: max-shifted fallback
+    y[9] -= 100.0 if dtype == np.float32 else 800.0       # underflow: max-shifted fallback
+    got = softmax(y, axis=-1)
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got, scipy_softmax(y.astype(np.float64), axis=-1), rtol=rtol,
+                               atol=1e-12)
+    np.testing.assert_allclose(softmax(x, axis=0), scipy_softmax(x.astype(np.float64), axis=0),
+                               rtol=rtol, atol=1e-12)
+
+
+def test_logsumexp_reverse_pass_under_jit_is_one_softmax():
+    """Under jit the gradient of a log-sum-exp binds the softmax primitive (no max, exp, sum,
+    divide chain); values against SciPy, second order against finite differences."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(64, 70))
+    f = lambda v: dnp.sum(logsumexp(v, axis=-1) ** 2)       # noqa: E731
+    g = diffprog.jit(diffprog.grad(f))
+    lse = scipy_lse(x, axis=-1, keepdims=True)
+    np.testing.assert_allclose(g(x), 2 * lse * np.exp(x - lse), rtol=1e-12)
+    names = [eq.prim.name for eq in g._entry_for((x,), {}).program.eqns]
+    assert "softmax" in names and "max" not in names and "exp" not in names
+    d = rng.normal(size=x.shape)
+    h = 1e-6
+    fd = (g(x + h * d) - g(x - h * d)) / (2 * h)
+    _, hvp = diffprog.jvp(diffprog.grad(f), (x,), (d,))
+    np.testing.assert_allclose(hvp, fd, rtol=1e-5, atol=1e-7)
