@@ -662,12 +662,17 @@ def _adam_core(name, lr, b1, b2, eps, bias_correction, eps_inside_sqrt, weight_d
         nu = tree_map(lambda n, u: b2 * n + (1 - b2) * _abs2(u), state.nu, updates)
         c1 = 1 - b1 ** t if bias_correction else 1.0
         c2 = 1 - b2 ** t if bias_correction else 1.0
+        # m̂/(√v̂ + ε) = (√c₂/c₁) m/(√v + ε√c₂) and m̂/√(v̂ + ε) = (√c₂/c₁) m/√(v + εc₂): the
+        # bias corrections become one scalar factor (two passes fewer per parameter)
+        root_c2 = np.sqrt(c2)
+        scale = -g * root_c2 / c1
 
         def direction(m, n):
-            mh, nh = m / _like(c1, m), n / _like(c2, n)
-            return mh / np.sqrt(nh + eps) if eps_inside_sqrt else mh / (np.sqrt(nh) + eps)
+            if eps_inside_sqrt:
+                return m / np.sqrt(n + _like(eps * c2, n))
+            return m / (np.sqrt(n) + _like(eps * root_c2, n))
 
-        out = tree_map(lambda m, n: -_like(g, m) * direction(m, n), mu, nu)
+        out = tree_map(lambda m, n: _like(scale, m) * direction(m, n), mu, nu)
         if weight_decay:
             out = tree_map(lambda o, p: o - _like(g, p) * weight_decay * p, out, params)
         return out, ScaleByAdamState(count=_next(state.count), mu=mu, nu=nu)
