@@ -20,14 +20,15 @@ import numpy as np
 
 from .ir import Var
 
-__all__ = ["matmul_into_layout", "layout_chains"]
+__all__ = ["matmul_into_layout"]
 
 
 def matmul_into_layout(a: np.ndarray, b: np.ndarray, *, perm: tuple, swap: bool,
                        shape: tuple | None) -> np.ndarray:
     """``reshape(transpose(a @ b, perm), shape)`` with the product written by BLAS into a fresh
     C-contiguous buffer of the result (``swap``: ``a @ b`` is computed as ``(bᵀ aᵀ)ᵀ``, ``perm``
-    then applies to ``bᵀ aᵀ``).
+    then applies to ``bᵀ aᵀ``). Book §8.3.3: the copy a reshape of the transposed product would
+    make is memory traffic the product can avoid.
 
     Example::
 
@@ -51,7 +52,8 @@ def _compose(first: tuple, then: tuple) -> tuple:
 
 
 def layout_chains(prog, outputs: set, last_use: dict) -> dict:
-    """``{k: (final var, skipped equation indices, perm, swap, shape)}`` for every ``matmul``
+    """(Used by :func:`diffprog.core.jit.compile_program`.)
+    ``{k: (final var, skipped equation indices, perm, swap, shape)}`` for every ``matmul``
     equation ``k`` whose result is only transposed (one or more times, then at most one
     reshape) by single-use equations, where the composed permutation leaves the product's
     columns (or, swapping the product, its rows) on the last axis and the traced transposed
