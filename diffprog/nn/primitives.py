@@ -49,6 +49,7 @@ from ..core.batching_rules import _elementwise, _ndim, pad_rank, to_front
 from ..core.blocking import run_blocked
 from ..core.primitive import Primitive
 from ..numpy._base import dtype_of, is_undefined
+from ..numpy.reductions import unshifted_floor
 
 __all__ = ["gelu_p", "gelu_grad_p", "gelu_tanh_p", "gelu_tanh_grad_p", "masked_softargmax_p",
            "standardize_p", "standardize_grad_p", "layer_norm_p", "layer_norm_grad_p",
@@ -339,7 +340,8 @@ def _masked_softargmax_rows_kernel(out, x, bias):
     """:func:`_masked_softargmax_kernel` on a block seen as a 2-D stack of rows, with the mask
     tiled to the block as ``bias`` (0 kept, −∞ blocked), added to the scores in one same-shape
     pass. The scores are not shifted at all: ``softargmax(x) = eˣ / Σ eˣ`` exactly as long as
-    the row sum ``s`` neither overflows nor falls below :func:`_unshifted_floor` (under which
+    the row sum ``s`` neither overflows nor falls below
+    :func:`~diffprog.numpy.reductions.unshifted_floor` (under which
     tail entries would lose precision as subnormals); such rows, rows with non-finite scores
     and fully blocked rows (``s = 0``) are recomputed with the row maximum. The normalization
     multiplies by ``(1/s) ⊗ 1`` built by BLAS (:func:`_outer2`), an in-place pass. ``out`` may
@@ -352,7 +354,7 @@ def _masked_softargmax_rows_kernel(out, x, bias):
         e = np.add(x2, bias)
         np.exp(e, out=e)
         s = np.matmul(e, np.ones(lk, out.dtype))
-        bad = ~((s >= _unshifted_floor(out.dtype)) & (s <= np.finfo(out.dtype).max))
+        bad = ~((s >= unshifted_floor(out.dtype)) & (s <= np.finfo(out.dtype).max))
         fixed = None
         if bad.any():                           # before x may be overwritten
             rows = np.flatnonzero(bad)
@@ -362,12 +364,6 @@ def _masked_softargmax_rows_kernel(out, x, bias):
         o2 *= e
     if fixed is not None:
         o2[rows] = fixed
-
-
-def _unshifted_floor(dtype):
-    """Smallest row sum ``Σ eˣ`` accepted without a shift: ``2⁴⁰`` times the smallest normal
-    number, so an entry that is subnormal has probability below ``2⁻⁴⁰``."""
-    return np.finfo(dtype).tiny * 2.0 ** 40
 
 
 def _softargmax_tangent(p, t):

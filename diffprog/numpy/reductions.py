@@ -66,28 +66,47 @@ min_p = _extremum("min", np.min)
 
 
 # ----------------------------------------------------------------------------- logsumexp
-def _lse_rows_unshifted(x):
-    """``log Σ exp(x)`` over the last axis of a C-contiguous float array without a shift: one
-    ``exp`` pass and a matrix-vector product (a row maximum and a sum over short rows are slow
-    NumPy reductions). Exact while each row sum lies between ``2⁴⁰`` times the smallest normal
-    number (smaller terms are subnormal but below ``2⁻⁴⁰`` of the sum) and the largest float;
-    ``None`` when a row does not (or holds a non-finite value): the caller shifts by the max."""
-    fi = np.finfo(x.dtype)
+def unshifted_floor(dtype) -> float:
+    """Smallest row sum ``Σ eˣ`` for which exponentiating unshifted scores is exact enough:
+    ``2⁴⁰`` times the smallest normal number, so any subnormal term is below ``2⁻⁴⁰`` of the
+    sum (book §4.4.4: the softargmax is unchanged by a shift, which is only needed for range).
+
+    Example::
+
+        >>> 1e-26 < unshifted_floor(np.float32) < 2e-26
+        True
+    """
+    return float(np.finfo(dtype).tiny) * 2.0 ** 40
+
+
+def _unshifted_rows(x, axis):
+    """``(eˣ, Σ eˣ)`` over the last axis of a large C-contiguous float array, unshifted (one
+    ``exp`` pass and a matrix-vector product: a row maximum and a sum over short rows are slow
+    NumPy reductions); ``None`` when that does not apply or a row sum is outside
+    ``[unshifted_floor, max float]`` (or not finite): the caller then shifts by the maximum."""
+    if not (axis == (x.ndim - 1,) and x.dtype in (np.float32, np.float64)
+            and x.flags.c_contiguous and x.shape[-1] and x.size >= 4096):
+        return None
     with np.errstate(over="ignore", invalid="ignore"):
         e = np.exp(x)
         s = np.matmul(e, np.ones(x.shape[-1], x.dtype))
-    if not (s.min(initial=fi.max) >= fi.tiny * 2.0 ** 40 and s.max(initial=0.0) <= fi.max):
+    if not (s.min(initial=np.inf) >= unshifted_floor(x.dtype)
+            and s.max(initial=0.0) <= np.finfo(x.dtype).max):
         return None
-    return np.log(s, out=s)
+    return e, s
+
+
+def _lse_rows_unshifted(x):
+    """``log Σ exp(x)`` over the last axis by :func:`_unshifted_rows`, or ``None``."""
+    rows = _unshifted_rows(x, (x.ndim - 1,))
+    return None if rows is None else np.log(rows[1], out=rows[1])
 
 
 def _lse_impl(x, *, axis, keepdims):
     x = np.asarray(x)
-    if (axis == (x.ndim - 1,) and x.dtype in (np.float32, np.float64) and x.flags.c_contiguous
-            and x.shape[-1] and x.size >= 4096):
-        out = _lse_rows_unshifted(x)
-        if out is not None:
-            return out[..., None] if keepdims else out
+    out = _lse_rows_unshifted(x) if axis == (x.ndim - 1,) else None
+    if out is not None:
+        return out[..., None] if keepdims else out
     m = x.max(axis=axis, keepdims=True)
     if not np.isfinite(m).all():
         m = np.where(np.isfinite(m), m, 0.0)
@@ -104,19 +123,15 @@ def _lse_impl(x, *, axis, keepdims):
 
 def _softmax_impl(x, *, axis):
     """``exp(x) / Σ exp(x)`` over ``axis``: unshifted over the last axis of a large float
-    array when every row sum is in range (see :func:`_lse_rows_unshifted`), else shifted by
-    the maximum."""
+    array when every row sum is in range (:func:`_unshifted_rows`), else shifted by the
+    maximum."""
     x = np.asarray(x)
-    if (axis == (x.ndim - 1,) and x.dtype in (np.float32, np.float64) and x.flags.c_contiguous
-            and x.shape[-1] and x.size >= 4096):
-        fi = np.finfo(x.dtype)
-        with np.errstate(over="ignore", invalid="ignore"):
-            e = np.exp(x)
-            s = np.matmul(e, np.ones(x.shape[-1], x.dtype))
-        if s.min(initial=fi.max) >= fi.tiny * 2.0 ** 40 and s.max(initial=0.0) <= fi.max:
-            np.divide(1.0, s, out=s)
-            e *= s[..., None]
-            return e
+    rows = _unshifted_rows(x, axis)
+    if rows is not None:
+        e, s = rows
+        np.divide(1.0, s, out=s)
+        e *= s[..., None]
+        return e
     m = x.max(axis=axis, keepdims=True)
     if not np.isfinite(m).all():
         m = np.where(np.isfinite(m), m, 0.0)
