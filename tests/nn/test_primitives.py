@@ -448,3 +448,30 @@ def test_layer_norm_gradient_written_over_its_cotangent_keeps_ill_conditioned_ro
     assert got[0] is buf
     for a, b in zip(got, expected, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 3000), st.integers(1, 160), st.sampled_from([0.0, 1.0, 3.0, 100.0, 1e4]),
+       st.booleans(), st.integers(0, 2 ** 31 - 1))
+def test_layer_norm_kernels_on_random_shapes_and_offsets(rows, d, offset, use_float32, seed):
+    """The fused forward and VJP (raw moments, centred fallback, one or many blocks) against
+    the float64 centred formulas, for offsets from none to far beyond the spread."""
+    from diffprog.nn.primitives import layer_norm_grad_p, layer_norm_p
+
+    rng = np.random.default_rng(seed)
+    dtype = np.float32 if use_float32 else np.float64
+    if use_float32:      # float32 keeps log₂(1 + |μ|/σ) fewer bits of a row's spread, in any
+        offset = min(offset, 100.0)                  # method (the input is rounded at |μ|)
+    x = (rng.normal(size=(rows, d)) + offset * rng.normal(size=(rows, 1))).astype(dtype)
+    g = rng.normal(size=x.shape).astype(dtype)
+    gamma, beta = rng.normal(size=d).astype(dtype), rng.normal(size=d).astype(dtype)
+    out, mu, r = layer_norm_p.bind(x, gamma, beta, eps=1e-5)
+    dx, dgamma, dbeta = layer_norm_grad_p.bind(g, x, gamma, mu, r, eps=1e-5)
+    ref_out, ref_dx, ref_dgamma, ref_dbeta = _layer_norm_reference(x, g, gamma, beta, 1e-5)
+    # float32: the input itself carries |x|·2⁻²⁴ of rounding, amplified by r ≤ 1/√ε
+    tol = 1e-9 if dtype == np.float64 else 2e-3
+    assert out.dtype == dx.dtype == dtype
+    np.testing.assert_allclose(out, ref_out, rtol=tol, atol=tol)
+    np.testing.assert_allclose(dx, ref_dx, rtol=tol, atol=tol * (1 + np.abs(ref_dx).max()))
+    np.testing.assert_allclose(dgamma, ref_dgamma, rtol=tol, atol=tol * rows)
+    np.testing.assert_allclose(dbeta, ref_dbeta, rtol=tol, atol=tol * rows)
