@@ -89,3 +89,17 @@ def test_logsumexp_reverse_pass_under_jit_is_one_softmax():
     fd = (g(x + h * d) - g(x - h * d)) / (2 * h)
     _, hvp = diffprog.jvp(diffprog.grad(f), (x,), (d,))
     np.testing.assert_allclose(hvp, fd, rtol=1e-5, atol=1e-7)
+
+
+def test_softmax_under_vmap_matches_scipy_on_every_axis():
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(4, 3, 5))
+    over_last = diffprog.vmap(lambda r: softmax(r, axis=-1), in_axes=1, out_axes=1)(x)
+    np.testing.assert_allclose(over_last, scipy_softmax(x, axis=-1), rtol=1e-14)
+    over_first = diffprog.vmap(lambda r: softmax(r, axis=0))(x)
+    np.testing.assert_allclose(over_first, scipy_softmax(x, axis=1), rtol=1e-14)
+    w = rng.normal(size=(3, 5))
+    per_example = diffprog.vmap(diffprog.grad(lambda r: dnp.sum(softmax(r, axis=-1) * w)))(x)
+    p = scipy_softmax(x, axis=-1)
+    np.testing.assert_allclose(per_example, p * (w - (p * w).sum(-1, keepdims=True)),
+                               rtol=1e-12)
