@@ -15,8 +15,9 @@ under ``jit`` they overwrite the cotangent (the scores) they consume when nothin
   ``½ u (1 + tanh(k(u + a u³)))`` (``k = √(2/π)``, ``a = 0.044715``).
   Their JVP and VJP are one more primitive each, ``gelu_grad_p(t, u, gelu(u)) = t ⊙ gelu'(u)``
   (``t`` the tangent or the cotangent): the exact form reads ``Φ(u) = gelu(u)/u`` off the
-  forward result (``½`` at ``u = 0``) instead of evaluating ``erfc`` again; the tanh form
-  recomputes ``T = tanh(…)`` in cache, cheaper than reading it back. Its rules: linear in
+  forward result (``½`` at ``u = 0``) instead of evaluating ``erfc`` again, and the tanh form
+  reads ``½ (1 + T) = gelu(u)/u`` off it instead of evaluating ``tanh`` again (near ``u = 0``
+  both recompute). Its rules: linear in
   ``t``, ``t ⊙ gelu''(u)`` in ``u`` (``φ(u)(2 − u²)``, resp.
   ``k(1 − T²)(P − k u T P² + 3 a u²)``, written with differentiable operations), zero in the
   forward result.
@@ -177,11 +178,10 @@ def _gelu_tanh_kernel(out, u):
     out *= 0.5
 
 
-def _gelu_tanh_grad_kernel(out, t, u, ans):
-    """``out = t ⊙ (1 + T)(½ + h (1 − T))`` with ``h = ½ k u P``, ``P = 1 + 3 a u²``: the
-    derivative ``½ (1 + T) + h (1 − T²)`` factored so that it takes one pass fewer (``T``
-    recomputed: one ``tanh`` in cache costs less than reading it back from the forward
-    result)."""
+def _gelu_tanh_grad_recompute_kernel(out, t, u, ans):
+    """``out = t ⊙ (1 + T)(½ + h (1 − T))`` with ``T`` recomputed, ``h = ½ k u P`` and
+    ``P = 1 + 3 a u²``: the derivative ``½ (1 + T) + h (1 − T²)`` factored so that it takes one
+    pass fewer."""
     h = np.multiply(u, u)
     T = np.multiply(h, _A * _K)
     T += _K
@@ -196,6 +196,41 @@ def _gelu_tanh_grad_kernel(out, t, u, ans):
     T += 1.0
     w *= T
     np.multiply(w, t, out=out)
+
+
+def _gelu_tanh_grad_kernel(out, t, u, ans):
+    """``out = t ⊙ R (1 + H (1 − R))`` with ``R = ans/u = ½ (1 + T)`` read off the forward
+    result and ``H = 2 k u P``: the derivative ``½ (1 + T) + ½ k u P (1 − T²)`` without a
+    ``tanh`` (``1 − T² = 4 R (1 − R)``; ten passes instead of thirteen and a ``tanh``, 17%
+    less time on 2048 × 512 float32). ``R`` carries the forward's rounding of ``1 + T``, so
+    where ``T`` is near 1 (``u`` ≈ 1–6) the derivative is about 3× less accurate than with
+    ``T`` recomputed (float32: absolute error ≤ 4e-6 instead of 1.3e-6 on a derivative in
+    [−0.13, 1.13]). Blocks with
+    ``u² < 4·tiny`` (``u = 0``, where ``R`` is ``0/0``, or so small that ``½ u`` is
+    subnormal) take :func:`_gelu_tanh_grad_recompute_kernel`."""
+    H = np.multiply(u, u)
+    if not H.min(initial=np.inf) >= 4.0 * _tiny(u.dtype):       # NaN compares False
+        return _gelu_tanh_grad_recompute_kernel(out, t, u, ans)
+    H *= 6.0 * _A * _K
+    H += 2.0 * _K
+    H *= u                                   # H = 2 k u P
+    R = np.divide(ans, u)
+    w = np.subtract(1.0, R)
+    w *= H
+    w += 1.0
+    w *= R
+    np.multiply(w, t, out=out)
+
+
+_TINY: dict = {}
+
+
+def _tiny(dtype) -> float:
+    """The smallest normal number of a float dtype (cached: ``np.finfo`` costs microseconds)."""
+    v = _TINY.get(dtype)
+    if v is None:
+        v = _TINY[dtype] = float(np.finfo(dtype).tiny)
+    return v
 
 
 def _gelu_tanh_second(u):
