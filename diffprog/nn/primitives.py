@@ -40,6 +40,7 @@ under ``jit`` they overwrite the cotangent (the scores) they consume when nothin
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -50,7 +51,7 @@ from ..core.batching_rules import _elementwise, _ndim, pad_rank, to_front
 from ..core.blocking import run_blocked
 from ..core.primitive import Primitive
 from ..numpy._base import dtype_of, is_undefined
-from ..numpy.reductions import unshifted_floor
+from ..numpy.reductions import unshifted_range
 
 __all__ = ["gelu_p", "gelu_grad_p", "gelu_tanh_p", "gelu_tanh_grad_p", "masked_softargmax_p",
            "standardize_p", "standardize_grad_p", "layer_norm_p", "layer_norm_grad_p",
@@ -361,14 +362,37 @@ def _masked_softargmax_impl(x, mask, out=None):
         rows = math.prod(tile[:-1])
         per = max(1, blocking.BLOCK_BYTES // max(rows * lk * out.itemsize, 1))
         per = min(per, out.size // (rows * lk))
-        bias = np.where(np.broadcast_to(mask, tile), 0.0, -np.inf).astype(out.dtype)
-        bias_t = np.tile(bias.reshape(rows, lk), (per, 1))
         return _run_rows(_masked_softargmax_rows_kernel, out, (x,), row_ndim=m,
-                         extra=(bias_t,))
+                         extra=(_tiled_bias(mask, tile, per, out.dtype),))
     keep = mask.astype(x.dtype)
     count = np.maximum(keep.sum(axis=-1), 1.0)
     return _run_rows(_masked_softargmax_kernel, out, (x,), row_ndim=m,
                      extra=(keep, ~mask, 1.0 / count))
+
+
+_BIAS_CACHE: dict = {}
+#: masks up to this many entries have their tiled bias cached (keyed by their bytes)
+_BIAS_CACHE_MAX_MASK = 1 << 16
+
+
+def _tiled_bias(mask, tile, per, dtype):
+    """The mask as an additive bias (0 kept, −∞ blocked) of shape ``tile``, tiled ``per`` times
+    along its rows: built once per distinct small mask (a causal mask is the same at every
+    layer and step) and kept read-only in a small cache keyed by the mask's contents."""
+    key = None
+    if mask.size <= _BIAS_CACHE_MAX_MASK:
+        key = (mask.tobytes(), mask.shape, tile, per, np.dtype(dtype).str)
+        hit = _BIAS_CACHE.get(key)
+        if hit is not None:
+            return hit
+    bias = np.where(np.broadcast_to(mask, tile), 0.0, -np.inf).astype(dtype)
+    tiled = np.tile(bias.reshape(-1, tile[-1]), (per, 1))
+    tiled.flags.writeable = False
+    if key is not None:
+        if len(_BIAS_CACHE) >= 32:
+            _BIAS_CACHE.pop(next(iter(_BIAS_CACHE)))
+        _BIAS_CACHE[key] = tiled
+    return tiled
 
 
 def _masked_softargmax_rows_kernel(out, x, bias):
@@ -376,7 +400,7 @@ def _masked_softargmax_rows_kernel(out, x, bias):
     tiled to the block as ``bias`` (0 kept, −∞ blocked), added to the scores in one same-shape
     pass. The scores are not shifted at all: ``softargmax(x) = eˣ / Σ eˣ`` exactly as long as
     the row sum ``s`` neither overflows nor falls below
-    :func:`~diffprog.numpy.reductions.unshifted_floor` (under which
+    :func:`~diffprog.numpy.reductions.unshifted_range` (under which
     tail entries would lose precision as subnormals); such rows, rows with non-finite scores
     and fully blocked rows (``s = 0``) are recomputed with the row maximum. The normalization
     multiplies by ``(1/s) ⊗ 1`` built by BLAS (:func:`_outer2`), an in-place pass. ``out`` may
@@ -388,8 +412,9 @@ def _masked_softargmax_rows_kernel(out, x, bias):
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         e = np.add(x2, bias)
         np.exp(e, out=e)
-        s = np.matmul(e, np.ones(lk, out.dtype))
-        bad = ~((s >= unshifted_floor(out.dtype)) & (s <= np.finfo(out.dtype).max))
+        s = np.matmul(e, _filled(lk, 1.0, out.dtype))
+        lo, hi = unshifted_range(out.dtype)
+        bad = ~((s >= lo) & (s <= hi))
         fixed = None
         if bad.any():                           # before x may be overwritten
             rows = np.flatnonzero(bad)
@@ -603,12 +628,21 @@ def _outer2(out, a0, b0, a1, b1):
     return np.matmul(a, b, out=out)
 
 
+@functools.cache
+def _filled(n: int, value: float, dtype) -> np.ndarray:
+    """A read-only vector of ``n`` copies of ``value`` (the row-sum and row-mean vectors of the
+    matrix-vector products; cached, as they are the same at every call)."""
+    v = np.full(n, value, dtype)
+    v.flags.writeable = False
+    return v
+
+
 def _row_moments(x, eps):
     """Per row of the 2-D ``x``: ``(μ, r = 1/√(σ² + ε), bad)`` from ``mean(x)`` and
     ``mean(x²)``; ``bad`` lists the rows too ill-conditioned for the raw moments (``μ² > κσ²``,
     or a non-finite value), whose ``μ`` and ``r`` are set to 0."""
     inv_d = 1.0 / x.shape[-1]
-    mu = np.matmul(x, np.full(x.shape[-1], inv_d, x.dtype))
+    mu = np.matmul(x, _filled(x.shape[-1], inv_d, x.dtype))
     with np.errstate(invalid="ignore", over="ignore"):  # such rows are bad
         var = _row_dots(x, x)
         var *= inv_d
@@ -684,8 +718,17 @@ def _centred_stats(x, eps):
 
 def _as_rows(a, shape, dtype):
     """``a`` broadcast to ``shape`` as a C-contiguous 2-D stack of rows of ``dtype``."""
+    if a.shape == shape and a.dtype == dtype and a.flags.c_contiguous:
+        return a.reshape(-1, shape[-1])
     a = np.broadcast_to(a, shape) if a.shape != shape else a
     return np.ascontiguousarray(a, dtype=dtype).reshape(-1, shape[-1])
+
+
+def _flat_stats(v, lead, dtype):
+    """Row statistics ``v`` broadcast to the leading shape ``lead``, flat, C-contiguous."""
+    if type(v) is np.ndarray and v.shape == lead and v.dtype == dtype and v.flags.c_contiguous:
+        return v.reshape(-1)
+    return np.ascontiguousarray(np.broadcast_to(v, lead), dtype=dtype).reshape(-1)
 
 
 def _layer_norm_impl(x, gamma, beta, *, eps):
@@ -694,7 +737,10 @@ def _layer_norm_impl(x, gamma, beta, *, eps):
     if x.ndim == 0:
         raise ValueError("layer_norm: argument 'x' must have at least one axis")
     dtype = np.result_type(x, gamma, beta)
-    out = np.empty(np.broadcast_shapes(x.shape, np.shape(gamma), np.shape(beta)), dtype)
+    d = x.shape[-1:]
+    shape = (x.shape if np.shape(gamma) in ((), d) and np.shape(beta) in ((), d)
+             else np.broadcast_shapes(x.shape, np.shape(gamma), np.shape(beta)))
+    out = np.empty(shape, dtype)
     if out.shape != x.shape or dtype != x.dtype or out.size == 0:
         np.multiply(_standardize_impl(x, eps=eps), gamma, out=out)
         out += beta
@@ -810,7 +856,7 @@ def _layer_norm_grad_rows(dx, g, x, gamma, mu, r, eps, dgamma, dbeta):
 
 def _layer_norm_grad_impl(g, x, gamma, mu, r, *, eps, out=None):
     g, x = np.asarray(g), _float_array(x)
-    shape = np.broadcast_shapes(g.shape, x.shape)
+    shape = g.shape if g.shape == x.shape else np.broadcast_shapes(g.shape, x.shape)
     dtype = np.result_type(g, x, gamma)
     if out is None or not out.flags.c_contiguous:    # jit: out=g when g dies here
         out = np.empty(shape, dtype)
@@ -819,8 +865,7 @@ def _layer_norm_grad_impl(g, x, gamma, mu, r, *, eps, out=None):
     if out.size:
         rows = (-1, shape[-1])
         g2 = g if g is out else _as_rows(g, shape, dtype)
-        stats = [np.ascontiguousarray(np.broadcast_to(v, shape[:-1]), dtype=dtype).reshape(-1)
-                 for v in (mu, r)]
+        stats = [_flat_stats(v, shape[:-1], dtype) for v in (mu, r)]
         _layer_norm_grad_rows(out.reshape(rows), g2.reshape(rows), _as_rows(x, shape, dtype),
                               np.asarray(gamma, dtype), *stats, eps, dgamma, dbeta)
     return out, dgamma.reshape(np.shape(gamma)), dbeta

@@ -10,6 +10,8 @@ sorting permutation, so tied entries receive the cotangents of their positions i
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..core.primitive import Primitive
@@ -66,32 +68,37 @@ min_p = _extremum("min", np.min)
 
 
 # ----------------------------------------------------------------------------- logsumexp
-def unshifted_floor(dtype) -> float:
-    """Smallest row sum ``Σ eˣ`` for which exponentiating unshifted scores is exact enough:
-    ``2⁴⁰`` times the smallest normal number, so any subnormal term is below ``2⁻⁴⁰`` of the
-    sum (book §4.4.4: the softargmax is unchanged by a shift, which is only needed for range).
+@functools.cache
+def unshifted_range(dtype) -> tuple[float, float]:
+    """``(lo, hi)``: the row sums ``Σ eˣ`` for which exponentiating unshifted scores is exact
+    enough. ``lo`` is ``2⁴⁰`` times the smallest normal number, so any subnormal term is below
+    ``2⁻⁴⁰`` of the sum; ``hi`` is the largest finite number (book §4.4.4: the softargmax is
+    unchanged by a shift, which is only needed for range). Cached per dtype (``np.finfo``
+    costs microseconds on a hot path).
 
     Example::
 
-        >>> 1e-26 < unshifted_floor(np.float32) < 2e-26
-        True
+        >>> lo, hi = unshifted_range(np.float32)
+        >>> 1e-26 < lo < 2e-26, hi == float(np.finfo(np.float32).max)
+        (True, True)
     """
-    return float(np.finfo(dtype).tiny) * 2.0 ** 40
+    info = np.finfo(dtype)
+    return float(info.tiny) * 2.0 ** 40, float(info.max)
 
 
 def _unshifted_rows(x, axis):
     """``(eˣ, Σ eˣ)`` over the last axis of a large C-contiguous float array, unshifted (one
     ``exp`` pass and a matrix-vector product: a row maximum and a sum over short rows are slow
     NumPy reductions); ``None`` when that does not apply or a row sum is outside
-    ``[unshifted_floor, max float]`` (or not finite): the caller then shifts by the maximum."""
+    ``unshifted_range`` (or not finite): the caller then shifts by the maximum."""
     if not (axis == (x.ndim - 1,) and x.dtype in (np.float32, np.float64)
             and x.flags.c_contiguous and x.shape[-1] and x.size >= 4096):
         return None
     with np.errstate(over="ignore", invalid="ignore"):
         e = np.exp(x)
         s = np.matmul(e, np.ones(x.shape[-1], x.dtype))
-    if not (s.min(initial=np.inf) >= unshifted_floor(x.dtype)
-            and s.max(initial=0.0) <= np.finfo(x.dtype).max):
+    lo, hi = unshifted_range(x.dtype)
+    if not (s.min(initial=np.inf) >= lo and s.max(initial=0.0) <= hi):
         return None
     return e, s
 

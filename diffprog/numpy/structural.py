@@ -205,7 +205,7 @@ def is_basic_index(idx) -> bool:
     return True
 
 
-#: dtypes whose scatter-add is a SciPy sparse product (its CSR kernels cover these)
+#: dtypes whose scatter-add is a SciPy sparse product (its compressed-sparse kernels cover these)
 _SPARSE_DTYPES = frozenset(np.dtype(t) for t in (np.float32, np.float64, np.complex64,
                                                   np.complex128))
 
@@ -216,10 +216,10 @@ def _scatter_add(out, idx, v):
     The common case of a gradient of an embedding lookup, one integer array indexing the
     leading axis with ``v`` of shape ``idx.shape + out.shape[1:]``, is the product
     ``Sᵀ V`` of the sparse one-hot matrix ``S`` of the indices with the rows ``V`` of ``v``
-    (book §4.8.5), done by SciPy's CSR product for float and complex ``v``: about ten times
-    faster than ``np.add.at`` on a batch of 2048 tokens, summing each row's entries in the
-    same order. Other dtypes sort the indices and sum each run of equal ones with
-    ``np.add.reduceat``.
+    (book §4.8.5), done by SciPy's sparse product for float and complex ``v`` (``S`` built
+    directly in CSC form, one entry per column): about ten times faster than ``np.add.at`` on
+    a batch of 2048 tokens, summing each row's entries in the same order. Other dtypes sort
+    the indices and sum each run of equal ones with ``np.add.reduceat``.
     """
     (i,) = idx if len(idx) == 1 else (None,)
     if (type(i) is np.ndarray and i.dtype.kind in "iu" and i.size and out.ndim
@@ -232,15 +232,17 @@ def _scatter_add(out, idx, v):
                 flat = np.where(flat < 0, flat + n, flat)
             v = np.asarray(v)
             if v.dtype in _SPARSE_DTYPES:
-                from scipy.sparse import csr_matrix
+                from scipy.sparse import csc_array
 
                 width = math.prod(out.shape[1:])
                 if not width:
                     return
                 rows = v.reshape(flat.size, width)
-                one_hot = csr_matrix((np.ones(flat.size, v.dtype), (flat, np.arange(flat.size))),
-                                     shape=(n, flat.size))
-                out += np.asarray(one_hot @ rows).reshape(out.shape)
+                # column j of the one-hot matrix holds a single 1 in row flat[j]: built directly
+                # in CSC form (no sorting, unlike a COO → CSR conversion)
+                one_hot = csc_array((np.ones(flat.size, v.dtype), flat,
+                                     np.arange(flat.size + 1)), shape=(n, flat.size))
+                out += (one_hot @ rows).reshape(out.shape)
                 return
             order = np.argsort(flat, kind="stable")
             si = flat[order]
