@@ -511,3 +511,19 @@ def test_layer_norm_kernels_on_random_shapes_and_offsets(rows, d, offset, use_fl
     np.testing.assert_allclose(dx, ref_dx, rtol=tol, atol=tol * (1 + np.abs(ref_dx).max()))
     np.testing.assert_allclose(dgamma, ref_dgamma, rtol=tol, atol=tol * rows)
     np.testing.assert_allclose(dbeta, ref_dbeta, rtol=tol, atol=tol * rows)
+
+
+def test_masked_softargmax_follows_a_mask_changed_in_place_between_calls():
+    """The tiled bias built from a mask is cached by the mask's contents: editing the same
+    array between calls must change the result (compared with brute force each time)."""
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(4, 2, 16, 16))
+    mask = np.tril(np.ones((16, 16), bool))
+    first = masked_softargmax_p.bind(x, mask)
+    np.testing.assert_allclose(first, _brute_masked_softmax(x, mask), atol=1e-14)
+    np.testing.assert_allclose(masked_softargmax_p.bind(x, mask), first, atol=0)  # cached
+    mask[3, 9] = True
+    mask[5, 0] = False
+    again = masked_softargmax_p.bind(x, mask)
+    np.testing.assert_allclose(again, _brute_masked_softmax(x, mask), atol=1e-14)
+    assert again[0, 0, 3, 9] > 0 and again[0, 0, 5, 0] == 0
