@@ -6,7 +6,8 @@ traces the same step with ``diffprog.jit``, collects every ``matmul`` of the com
 with its operands as they were at trace time (shapes, dtypes and strides, so transposed views
 stay transposed), and times the sequence of products as the compiled program runs them
 (diffprog's ``matmul``: NumPy's ``matmul``, a stack of matrices times a matrix folded into one
-BLAS call) and with ``torch.matmul`` on the same memory (``torch.from_numpy``), each in its own
+BLAS call, small stacked products with a transposed right operand given a row-major copy of
+it) and with ``torch.matmul`` on the same memory (``torch.from_numpy``), each in its own
 process with one thread. The difference is what the two BLAS libraries contribute to the
 difference of the steps; the rest of a step is elementwise work, each library with its own
 kernels.
