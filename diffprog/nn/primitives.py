@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 
 import numpy as np
 
@@ -371,6 +372,7 @@ def _masked_softargmax_impl(x, mask, out=None):
 
 
 _BIAS_CACHE: dict = {}
+_BIAS_LOCK = threading.Lock()
 #: masks up to this many entries have their tiled bias cached (keyed by their bytes)
 _BIAS_CACHE_MAX_MASK = 1 << 16
 
@@ -389,9 +391,10 @@ def _tiled_bias(mask, tile, per, dtype):
     tiled = np.tile(bias.reshape(-1, tile[-1]), (per, 1))
     tiled.flags.writeable = False
     if key is not None:
-        if len(_BIAS_CACHE) >= 32:
-            _BIAS_CACHE.pop(next(iter(_BIAS_CACHE)))
-        _BIAS_CACHE[key] = tiled
+        with _BIAS_LOCK:                  # threads (e.g. Dask workers) may fill it at once
+            if len(_BIAS_CACHE) >= 32:
+                _BIAS_CACHE.pop(next(iter(_BIAS_CACHE)))
+            _BIAS_CACHE[key] = tiled
     return tiled
 
 

@@ -527,3 +527,20 @@ def test_masked_softargmax_follows_a_mask_changed_in_place_between_calls():
     again = masked_softargmax_p.bind(x, mask)
     np.testing.assert_allclose(again, _brute_masked_softmax(x, mask), atol=1e-14)
     assert again[0, 0, 3, 9] > 0 and again[0, 0, 5, 0] == 0
+
+
+def test_masked_softargmax_from_many_threads_with_more_masks_than_the_cache_holds():
+    """Threads filling and evicting the mask-bias cache at once still get their own mask."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(2, 8, 8))
+    masks = [rng.random((8, 8)) < 0.6 for _ in range(48)]
+
+    def run(i):
+        m = masks[i % len(masks)]
+        return np.max(np.abs(masked_softargmax_p.bind(x, m) - _brute_masked_softmax(x, m)))
+
+    with ThreadPoolExecutor(8) as pool:
+        errors = list(pool.map(run, range(400)))
+    assert max(errors) < 1e-14
