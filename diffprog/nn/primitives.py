@@ -207,9 +207,8 @@ def _gelu_tanh_grad_kernel(out, t, u, ans):
     less time on 2048 × 512 float32). ``R`` carries the forward's rounding of ``1 + T``, so
     where ``T`` is near 1 (``u`` ≈ 1–6) the derivative is about 3× less accurate than with
     ``T`` recomputed (float32: absolute error ≤ 4e-6 instead of 1.3e-6 on a derivative in
-    [−0.13, 1.13]). Blocks with
-    ``u² < 4·tiny`` (``u = 0``, where ``R`` is ``0/0``, or so small that ``½ u`` is
-    subnormal) take :func:`_gelu_tanh_grad_recompute_kernel`."""
+    [−0.13, 1.13]). Blocks with ``u² < 4·tiny`` (``u = 0``, where ``R`` is ``0/0``, or so
+    small that ``½ u`` is subnormal) take :func:`_gelu_tanh_grad_recompute_kernel`."""
     H = np.multiply(u, u)
     if not H.min(initial=np.inf) >= 4.0 * _tiny(u.dtype):       # NaN compares False
         return _gelu_tanh_grad_recompute_kernel(out, t, u, ans)
@@ -224,15 +223,10 @@ def _gelu_tanh_grad_kernel(out, t, u, ans):
     np.multiply(w, t, out=out)
 
 
-_TINY: dict = {}
-
-
+@functools.cache
 def _tiny(dtype) -> float:
     """The smallest normal number of a float dtype (cached: ``np.finfo`` costs microseconds)."""
-    v = _TINY.get(dtype)
-    if v is None:
-        v = _TINY[dtype] = float(np.finfo(dtype).tiny)
-    return v
+    return float(np.finfo(dtype).tiny)
 
 
 def _gelu_tanh_second(u):
