@@ -180,6 +180,10 @@ def _gelu_tanh_kernel(out, u):
     out *= 0.5
 
 
+#: beyond ±30 the tanh GELU's derivative is 1 or 0 to within 1e-300 (and ``u²`` may overflow)
+_GELU_TANH_CLIP = 30.0
+
+
 def _gelu_tanh_grad_recompute_kernel(out, t, u, ans):
     """``out = t ⊙ (1 + T)(½ + h (1 − T))`` with ``T`` recomputed, ``h = ½ k u P`` and
     ``P = 1 + 3 a u²``: the derivative ``½ (1 + T) + h (1 − T²)`` factored so that it takes one
@@ -208,10 +212,14 @@ def _gelu_tanh_grad_kernel(out, t, u, ans):
     where ``T`` is near 1 (``u`` ≈ 1–6) the derivative is about 3× less accurate than with
     ``T`` recomputed (float32: absolute error ≤ 4e-6 instead of 1.3e-6 on a derivative in
     [−0.13, 1.13]). Blocks with ``u² < 4·tiny`` (``u = 0``, where ``R`` is ``0/0``, or so
-    small that ``½ u`` is subnormal) take :func:`_gelu_tanh_grad_recompute_kernel`."""
+    small that ``½ u`` is subnormal) or ``|u| > 30`` (where ``H`` may overflow; the derivative
+    is 0 or 1 there to within 1e-300) take :func:`_gelu_tanh_grad_recompute_kernel` on ``u``
+    clipped to ``[−30, 30]``."""
     H = np.multiply(u, u)
-    if not H.min(initial=np.inf) >= 4.0 * _tiny(u.dtype):       # NaN compares False
-        return _gelu_tanh_grad_recompute_kernel(out, t, u, ans)
+    if not (H.min(initial=np.inf) >= 4.0 * _tiny(u.dtype)          # NaN compares False
+            and H.max(initial=0.0) <= _GELU_TANH_CLIP ** 2):
+        return _gelu_tanh_grad_recompute_kernel(out, t, np.clip(u, -_GELU_TANH_CLIP,
+                                                                _GELU_TANH_CLIP), ans)
     H *= 6.0 * _A * _K
     H += 2.0 * _K
     H *= u                                   # H = 2 k u P
@@ -249,7 +257,8 @@ def _elementwise_pair(name, kernel, grad_kernel, second):
             out = np.empty(1, u.dtype)
             kernel(out, u.reshape(1))
             return out[0]
-        return run_blocked(kernel, np.empty_like(u, order="C"), (u,))
+        with np.errstate(over="ignore"):  # u² overflows for huge |u|; the results are right
+            return run_blocked(kernel, np.empty_like(u, order="C"), (u,))
 
     def derivative_impl(t, u, ans, out=None):
         u, t, ans = _float_array(u), np.asarray(t), np.asarray(ans)
@@ -261,7 +270,8 @@ def _elementwise_pair(name, kernel, grad_kernel, second):
             return res[0]
         if out is None:                   # jit passes out=t when t dies here (inplace_arg)
             out = np.empty(shape, dtype)
-        return run_blocked(grad_kernel, out, (t, u, ans))
+        with np.errstate(over="ignore"):
+            return run_blocked(grad_kernel, out, (t, u, ans))
 
     f_p = Primitive(name, value_impl)
     grad_p = Primitive(name + "_grad", derivative_impl)

@@ -3,6 +3,8 @@ closed forms and brute force (book §4.8.1 attention, §4.8.4 GELU)."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -234,6 +236,23 @@ def test_gelu_tanh_derivative_at_zero_and_subnormal_inputs_in_a_large_block(dtyp
         assert got[i, j] == dtype(0.5) * t[i, j]
     tol = 4e-6 if dtype == np.float32 else 1e-13
     np.testing.assert_allclose(got, t * _gelu_tanh_derivative_f64(u), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype, big", [(np.float16, 1e3), (np.float32, 1e20),
+                                        (np.float64, 1e200)])
+def test_gelu_tanh_and_its_derivative_at_inputs_whose_square_overflows(dtype, big):
+    """``u²`` overflows, yet ``gelu(u) = u`` or ``0`` and ``gelu'(u) = 1`` or ``0`` (limits of
+    the closed form), with no warning; the block's other entries keep their values."""
+    u = np.array([big, -big, 40.0, -40.0, 3.0, 0.0], dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = gelu_tanh(u)
+        _, vjp = diffprog.vjp(gelu_tanh, u)
+        d = vjp(np.ones_like(u))[0]
+    np.testing.assert_array_equal(y[:4], np.array([big, 0.0, 40.0, 0.0], dtype))
+    np.testing.assert_array_equal(d[:4], np.array([1.0, 0.0, 1.0, 0.0], dtype))
+    tol = {np.float16: 2e-3, np.float32: 4e-6, np.float64: 1e-13}[dtype]
+    np.testing.assert_allclose(d[4:], _gelu_tanh_derivative_f64(u[4:]), rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("fn", [gelu, gelu_tanh])
