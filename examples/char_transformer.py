@@ -4,7 +4,7 @@ optionally save the trained model.
 
     python examples/char_transformer.py [--steps 1500] [--save model.npz]
 
-About three minutes on two CPU cores. The training code lives in
+About two minutes on two CPU cores (1,500 steps in 119 s on 2026-11-23). The training code lives in
 ``diffprog/gallery/char_transformer.py``.
 """
 

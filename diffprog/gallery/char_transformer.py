@@ -9,7 +9,7 @@ LayerNorm, disembedding), float32, trained with Adam (warm-up then cosine decay,
 clipping) on random windows; each training step (gradient, clipping, Adam with its schedule) is
 one program compiled by ``diffprog.jit``.
 
-``examples/char_transformer.py`` runs the full :data:`CONFIG` (1,500 steps, about three minutes on
+``examples/char_transformer.py`` runs the full :data:`CONFIG` (1,500 steps, about two minutes on
 two CPU cores) and can save the trained model (``.npz`` without pickle, written atomically). The
 gallery entry trains a shorter run (:data:`GALLERY_STEPS`, under a minute), which already beats the
 unigram entropy of the text by more than one nat per character, and draws the loss curves, the
