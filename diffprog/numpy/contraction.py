@@ -58,7 +58,7 @@ def row_major_operand(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """
     if (a.ndim >= 3 and b.ndim >= 3 and a.dtype == b.dtype and a.dtype.char in "fd"
             and a.strides[-1] == a.itemsize and b.strides[-2] == b.itemsize
-            and b.strides[-1] != b.itemsize):
+            and b.strides[-1] != b.itemsize and 0 not in b.strides[:-2]):   # no broadcast view
         m, k = a.shape[-2:]
         n = b.shape[-1]
         if k <= min(m, n) and m * n * k < _SMALL_PRODUCT:

@@ -44,6 +44,9 @@ def test_copy_only_for_small_column_major_right_operands():
     assert row_major_operand(np.ones((4, 32, 64), np.float32), wide_k) is wide_k
     at = np.ones((4, 32, 64), np.float32).swapaxes(-1, -2)
     assert row_major_operand(at, kt) is kt
+    # a stack broadcast from one matrix (stride 0) is not materialized
+    shared = np.broadcast_to(np.ones((1, 64, 32), np.float32).swapaxes(-1, -2), (4, 32, 64))
+    assert row_major_operand(a, shared) is shared
     # 2-D products and other dtypes are left to NumPy
     kt0 = kt[0]
     assert row_major_operand(a[0], kt0) is kt0
