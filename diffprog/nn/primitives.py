@@ -63,12 +63,21 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 # ------------------------------------------------------------------- row reductions
+@functools.lru_cache(maxsize=64)
+def _filled(n: int, value: float, dtype) -> np.ndarray:
+    """A read-only vector of ``n`` copies of ``value`` (the row-sum and row-mean vectors of the
+    matrix-vector products over a feature axis; cached, as they are the same at every call)."""
+    v = np.full(n, value, dtype)
+    v.flags.writeable = False
+    return v
+
+
 # Sums over the last axis as matrix-vector products: BLAS reads the rows once, about three times
 # faster than ``np.sum`` of a product over short rows (the rules stay differentiable: matmul).
 def _row_means(a, w=None):
     """``mean_i a[..., i] w[i]`` (``w = 1`` by default) as a matrix-vector product."""
     d = a.shape[-1]
-    m = np.asarray(np.matmul(a, np.ones(d, a.dtype) if w is None else w))
+    m = np.asarray(np.matmul(a, _filled(d, 1.0, a.dtype) if w is None else w))
     m *= 1.0 / d
     return m
 
@@ -80,7 +89,7 @@ def _row_dots_vecdot(a, b):
 
 def _row_dots_matmul(a, b):
     """``Σ_i a[..., i] b[..., i]`` as a product and a matrix-vector product (NumPy 1.x)."""
-    return np.asarray(np.matmul(np.multiply(a, b), np.ones(np.shape(a)[-1], a.dtype)))
+    return np.asarray(np.matmul(np.multiply(a, b), _filled(np.shape(a)[-1], 1.0, a.dtype)))
 
 
 _row_dots = _row_dots_vecdot if hasattr(np, "vecdot") else _row_dots_matmul
@@ -319,7 +328,7 @@ def _masked_softargmax_kernel(out, x, keep, blocked, inv_count):
     only when the scores of the row are spread over more than the exponent range; such rows
     (and rows with non-finite scores) are recomputed with the maximum. A row's result depends
     on that row's kept scores only, bit for bit. ``out`` may be ``x``."""
-    ones = np.ones(out.shape[-1], out.dtype)
+    ones = _filled(out.shape[-1], 1.0, out.dtype)
     with np.errstate(over="ignore", invalid="ignore"):   # such rows are recomputed below
         c = _row_dots(x, keep)
         c *= inv_count
@@ -633,15 +642,6 @@ def _outer2(out, a0, b0, a1, b1):
     b[0] = b0
     b[1] = b1
     return np.matmul(a, b, out=out)
-
-
-@functools.cache
-def _filled(n: int, value: float, dtype) -> np.ndarray:
-    """A read-only vector of ``n`` copies of ``value`` (the row-sum and row-mean vectors of the
-    matrix-vector products; cached, as they are the same at every call)."""
-    v = np.full(n, value, dtype)
-    v.flags.writeable = False
-    return v
 
 
 def _row_moments(x, eps):
