@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .ir import IRTrace, IRTracer, Program, Var
-from .layout_fusion import layout_chains, matmul_into_layout
+from .layout_fusion import concat_targets, layout_chains, matmul_into_layout
 from .primitive import Tracer
 from .pytree import tree_flatten
 
@@ -206,16 +206,33 @@ def compile_program(prog: Program) -> Callable:
     inplace = _inplace_plan(prog, last_use, outputs)
     chains = layout_chains(prog, outputs, last_use)
     skipped = {i for c in chains.values() for i in c[1]}
+    concats = concat_targets(prog, chains, inplace, outputs, last_use)
+    allocate: dict = {}              # first producer -> the concatenation allocated before it
+    out_kw: dict = {}                # producer -> "out=" its slice of the concatenation
+    for ck, pieces in concats.items():
+        allocate[min(p for p, _ in pieces)] = ck
+        for p, idx in pieces:
+            out_kw[p] = f"out=b{ck}[{const(idx)}]"
     lines = [f"def compiled({', '.join(args)}):"]
     for k, eq in enumerate(prog.eqns):
         if k in skipped:             # a transpose / reshape folded into its matmul's layout
             continue
         impl = eq.prim.impl
+        if k in allocate:
+            y = prog.eqns[allocate[k]].outvars.value
+            alloc = const(functools.partial(np.empty, y.shape, y.dtype))
+            lines.append(f"    b{allocate[k]} = {alloc}()")
+        if k in concats:             # its pieces were written into its buffer
+            names[eq.outvars] = f"v{eq.outvars.id}"
+            lines.append(f"    {names[eq.outvars]} = b{k}")
+            lines.append(f"    del {', '.join([f'b{k}'] + [names[v] for v in dying.get(k, ())])}")
+            continue
         if k in chains:
             final, _, perm, swap, shape = chains[k]
             fn = const(functools.partial(matmul_into_layout, perm=perm, swap=swap, shape=shape))
             names[final] = f"v{final.id}"
-            lines.append(f"    {names[final]} = {fn}({', '.join(atom(a) for a in eq.inputs)})")
+            parts = [atom(a) for a in eq.inputs] + ([out_kw[k]] if k in out_kw else [])
+            lines.append(f"    {names[final]} = {fn}({', '.join(parts)})")
             if k in dying:
                 lines.append(f"    del {', '.join(names[v] for v in dying[k])}")
             continue
@@ -224,6 +241,8 @@ def compile_program(prog: Program) -> Callable:
             parts = [atom(a) for a in eq.inputs]
             if k in inplace:
                 parts.append(f"out={names[inplace[k]]}")
+            elif k in out_kw:
+                parts.append(out_kw[k])
             call = f"{fn}({', '.join(parts)})"
         else:
             fn = const(impl)
@@ -231,6 +250,8 @@ def compile_program(prog: Program) -> Callable:
             parts = [atom(a) for a in eq.inputs] + ([kw] if kw else [])
             if k in inplace:
                 parts.append(f"out={names[inplace[k]]}")
+            elif k in out_kw:
+                parts.append(out_kw[k])
             call = f"{fn}({', '.join(parts)})"
         if type(eq.outvars) is tuple:
             outs = []
@@ -251,6 +272,7 @@ def compile_program(prog: Program) -> Callable:
     compiled.source = source
     compiled.inplace = inplace        # {equation index: the input whose buffer it writes into}
     compiled.layout_chains = chains   # {matmul index: (result, folded equations, perm, ...)}
+    compiled.concats = concats        # {concatenate index: [(producer index, its slice), ...]}
     return compiled
 
 

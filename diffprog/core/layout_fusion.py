@@ -10,8 +10,15 @@ the product into its permuted view: ``np.matmul(a, b, out=buf.transpose(perm⁻�
 permutation swaps the two matrix axes, the product is computed as ``(AB)ᵀ = BᵀAᵀ`` so that the
 result's rows stay rows of the buffer.
 
+A ``concatenate`` whose inputs are such products (or NumPy ufuncs), each used by it alone, is
+elided the same way: the compiled program allocates the concatenation first and each producer
+writes into its slice (``out=buf[..., lo:hi]``), so the pieces are never copied. This is what
+makes one product on concatenated weights pay: ``x @ [W_q | W_k | W_v]`` split into the
+queries, keys and values has, in the backward pass, the cotangent ``concatenate(dQ, dK, dV)``
+of the split, whose pieces are the head-merging products of the attention.
+
 Only the generated code changes: the traced program, which ``grad(jit(f))`` and ``vmap(jit(f))``
-replay, keeps its plain ``matmul``, ``transpose`` and ``reshape`` equations.
+replay, keeps its plain ``matmul``, ``transpose``, ``reshape`` and ``concatenate`` equations.
 """
 
 from __future__ import annotations
@@ -20,15 +27,16 @@ import numpy as np
 
 from .ir import Var
 
-__all__ = ["matmul_into_layout"]
+__all__ = ["matmul_into_layout", "concat_targets"]
 
 
 def matmul_into_layout(a: np.ndarray, b: np.ndarray, *, perm: tuple, swap: bool,
-                       shape: tuple | None) -> np.ndarray:
+                       shape: tuple | None, out: np.ndarray | None = None) -> np.ndarray:
     """``reshape(transpose(a @ b, perm), shape)`` with the product written by BLAS into a fresh
     C-contiguous buffer of the result (``swap``: ``a @ b`` is computed as ``(bᵀ aᵀ)ᵀ``, ``perm``
-    then applies to ``bᵀ aᵀ``). Book §8.3.3: the copy a reshape of the transposed product would
-    make is memory traffic the product can avoid.
+    then applies to ``bᵀ aᵀ``), or into ``out`` (a view of the result's shape, e.g. a slice of
+    a concatenation, which ``reshape`` must not copy). Book §8.3.3: the copy a reshape of the
+    transposed product would make is memory traffic the product can avoid.
 
     Example::
 
@@ -41,9 +49,14 @@ def matmul_into_layout(a: np.ndarray, b: np.ndarray, *, perm: tuple, swap: bool,
     if swap:
         a, b = np.swapaxes(b, -1, -2), np.swapaxes(a, -1, -2)
     prod_shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
-    buf = np.empty(tuple(prod_shape[p] for p in perm), np.result_type(a, b))
+    layout = tuple(prod_shape[p] for p in perm)
+    if out is None:
+        buf = np.empty(layout, np.result_type(a, b))
+        out = buf if shape is None else buf.reshape(shape)
+    else:
+        buf = out.reshape(layout)
     np.matmul(a, b, out=buf.transpose(np.argsort(perm)))
-    return buf if shape is None else buf.reshape(shape)
+    return out
 
 
 def _compose(first: tuple, then: tuple) -> tuple:
@@ -102,3 +115,77 @@ def layout_chains(prog, outputs: set, last_use: dict) -> dict:
             continue
         chains[k] = (var, skipped, perm, swap, shape)
     return chains
+
+
+def _reshapes_as_view(view: np.ndarray, shape: tuple) -> bool:
+    """Whether ``view.reshape(shape)`` is a view of ``view``'s memory (not a copy)."""
+    r = view.reshape(shape)
+    return r.size == 0 or np.shares_memory(r, view)
+
+
+def _param_vars(v) -> list:
+    """The variables inside a (nested) parameter value."""
+    if type(v) is Var:
+        return [v]
+    if type(v) in (tuple, list):
+        return [x for e in v for x in _param_vars(e)]
+    if type(v) is dict:
+        return [x for e in v.values() for x in _param_vars(e)]
+    return []
+
+
+def concat_targets(prog, chains: dict, inplace: dict, outputs: set, last_use: dict) -> dict:
+    """(Used by :func:`diffprog.core.jit.compile_program`.)
+    ``{k: [(producer equation index, slice index), ...]}`` for every ``concatenate`` equation
+    ``k`` that can be elided: each input is a variable used by this equation only (not an
+    output, not repeated) of the concatenation's dtype, computed either by a layout chain of
+    ``chains`` (its final variable; the permuted buffer of its product must be a view of the
+    slice) or by a single-output NumPy ufunc without parameters that does not already write
+    into an input (``inplace``). The producers then write into slices of one buffer allocated
+    before the first of them, and the concatenation is that buffer."""
+    uses: dict = {}
+    for eq in prog.eqns:
+        read = [a for a in eq.inputs if type(a) is Var]
+        if eq.dynamic:                            # parameters holding variables read them too
+            read += _param_vars(eq.params)
+        for a in read:
+            uses[a] = uses.get(a, 0) + 1
+    maker: dict = {}
+    for k, (final, _, perm, swap, shape) in chains.items():
+        maker[final] = (k, perm, shape, swap)
+    for k, eq in enumerate(prog.eqns):
+        impl = eq.prim.impl
+        if (type(eq.outvars) is Var and isinstance(impl, np.ufunc) and impl.nout == 1
+                and not eq.params and k not in inplace):
+            maker[eq.outvars] = (k, None, None, False)
+    targets: dict = {}
+    for k, eq in enumerate(prog.eqns):
+        if eq.prim.name != "concatenate" or type(eq.outvars) is not Var:
+            continue
+        y = eq.outvars.value
+        if not (isinstance(y, np.ndarray) and y.size and eq.inputs
+                and len(set(map(id, eq.inputs))) == len(eq.inputs)):
+            continue
+        axis = eq.params["axis"]
+        example = np.empty(y.shape, y.dtype)
+        pieces, start = [], 0
+        for a in eq.inputs:
+            v = getattr(a, "value", None)
+            if (type(a) is not Var or a in outputs or uses.get(a) != 1 or last_use.get(a) != k
+                    or a not in maker or not isinstance(v, np.ndarray) or v.dtype != y.dtype
+                    or v.ndim != y.ndim):
+                break
+            idx = (slice(None),) * axis + (slice(start, start + v.shape[axis]),)
+            start += v.shape[axis]
+            producer, perm, shape, swap = maker[a]
+            if perm is not None:
+                ps = prog.eqns[producer].outvars.value.shape
+                if swap:
+                    ps = ps[:-2] + (ps[-1], ps[-2])
+                layout = tuple(ps[p] for p in perm)
+                if shape is not None and not _reshapes_as_view(example[idx], layout):
+                    break
+            pieces.append((producer, idx))
+        else:
+            targets[k] = pieces
+    return targets

@@ -356,10 +356,33 @@ class MultiHeadAttention(Module):
         if impl == "loop":
             return self._loop(x, c, mask, pos_q, pos_k)
         # the 1/√Dk of the scores is applied to W^Q (D×H·Dk) rather than to the queries
-        q, k = self._queries_keys(x, c, pos_q, pos_k, scale=1.0 / float(np.sqrt(self.d_k)))
-        v = _split_heads(self.v_proj(c), self.num_heads)
+        scale = 1.0 / float(np.sqrt(self.d_k))
+        if context is None:
+            q, k, v = self._self_projections(x, pos_q, scale)
+        else:
+            q, k = self._queries_keys(x, c, pos_q, pos_k, scale=scale)
+            v = _split_heads(self.v_proj(c), self.num_heads)
         y = _weights(q, k, _head_mask(mask), 1.0)
         return self.o_proj(_merge_heads(dnp.matmul(y, v)))
+
+    def _self_projections(self, x: Any, positions: Any, scale: float) -> tuple[Any, Any, Any]:
+        """Self-attention's queries (times ``scale``), keys and values ``(..., H, L, d)`` from
+        one product ``X [W^Q·s | W^K | W^V] (+ [b^Q·s | b^K | b^V])`` split three ways (book
+        §4.8.3: one larger matrix product instead of three; under :func:`diffprog.jit` the
+        backward pass writes ``dQ, dK, dV`` straight into the cotangent of that product)."""
+        projs = (self.q_proj, self.k_proj, self.v_proj)
+        W = dnp.concatenate([projs[0].W * scale, projs[1].W, projs[2].W], axis=1)
+        y = dnp.matmul(x, W)
+        if any(p.b is not None for p in projs):
+            b = [p.b if p.b is not None else np.zeros(p.out_features, dtype_of(p.W))
+                 for p in projs]
+            y = y + dnp.concatenate([b[0] * scale, b[1], b[2]])
+        dq, dk = projs[0].out_features, projs[1].out_features
+        q, k, v = (_split_heads(t, self.num_heads) for t in dnp.split(y, [dq, dq + dk], axis=-1))
+        if positions is not None:
+            pos = _head_positions(positions)
+            q, k = _rope(q, pos), _rope(k, pos)
+        return q, k, v
 
     def _queries_keys(self, x: Any, c: Any, pos_q: Any, pos_k: Any,
                       scale: float | None = None) -> tuple[Any, Any]:

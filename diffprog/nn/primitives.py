@@ -788,9 +788,10 @@ def _layer_norm_grad_rows(dx, g, x, gamma, mu, r, eps, dgamma, dbeta):
     """The formulas of :func:`_layer_norm_grad_centred_kernel` with ``x̂ = x − μ`` expanded,
     for 2-D C-contiguous rows: ``a = mean(g γ)``, ``c = mean(h y) = r (mean(g x γ) − μ a)``,
     ``q = r² c``, ``∂γ = (g x)ᵀ r − gᵀ(r μ)``, ``∂β = gᵀ1`` and
-    ``∂x = g ⊙ (r ⊗ γ) + x ⊙ (−q ⊗ 1) + (q μ − r a) ⊗ 1``: the statistics and ``a`` once for
-    all rows, then per block the products ``g x``, its row sums and three broadcast factors
-    (products of inner dimension 3) with in-place passes. ``dx`` may be ``g``'s buffer (``g``
+    ``∂x = g ⊙ (r ⊗ γ) + x ⊙ (−q ⊗ 1) + (q μ − r a) ⊗ 1``: per block of rows (so that ``g``
+    and ``x`` are read from memory once, the block staying in cache), ``a``, the column sums,
+    the products ``g x``, its row sums and three broadcast factors (products of inner
+    dimension 3) with in-place passes. ``dx`` may be ``g``'s buffer (``g``
     is read for the last time by ``dx *= r ⊗ γ``). ``μ`` and ``r`` are the forward pass's row
     statistics; rows too ill-conditioned for the expanded formulas (``μ² r² > κ (1 − ε r²)``,
     i.e. ``μ² > κσ²``, or non-finite) are recomputed centred."""
@@ -810,15 +811,10 @@ def _layer_norm_grad_rows(dx, g, x, gamma, mu, r, eps, dgamma, dbeta):
         r[bad] = 0.0
     n, d = x.shape
     inv_d = 1.0 / d
-    a_mean = np.matmul(g, gamma)
-    a_mean *= inv_d
     cols = np.empty((2, n), x.dtype)                   # [1; −μ r]ᵀ g: ∂β and part of ∂γ
     cols[0] = 1.0
     np.multiply(mu, r, out=cols[1])
     np.negative(cols[1], out=cols[1])
-    sums = np.matmul(cols, g)
-    dbeta += sums[0]
-    dgamma += sums[1]
     a = np.empty((n, 3), x.dtype)                      # rows [r, −q, q μ − r a]
     a[:, 0] = r
     fac_g = np.zeros((3, d), x.dtype)                  # a @ fac_g = r ⊗ γ
@@ -830,9 +826,14 @@ def _layer_norm_grad_rows(dx, g, x, gamma, mu, r, eps, dgamma, dbeta):
     in_place = np.may_share_memory(dx, g)
     g_bad = None if bad is None else g[bad]            # a copy: dx may overwrite g below
     gx = tmp = None
-    for b in _block_rows(x):
-        gb, xb, rb, mub, ab = g[b], x[b], r[b], mu[b], a_mean[b]
+    for b in _block_rows(x):                           # every read of g and x block-local
+        gb, xb, rb, mub = g[b], x[b], r[b], mu[b]
         gx = np.multiply(gb, xb, out=None if gx is None or len(gx) != len(gb) else gx)
+        sums = np.matmul(cols[:, b], gb)
+        dbeta += sums[0]
+        dgamma += sums[1]
+        ab = np.matmul(gb, gamma)
+        ab *= inv_d                                    # a = mean(g γ)
         dgamma += np.matmul(rb, gx)
         c = np.matmul(gx, gamma)
         c *= inv_d

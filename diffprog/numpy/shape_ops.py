@@ -24,6 +24,7 @@ from .structural import (
     normalize_axis,
     pad_p,
     reshape_p,
+    split_p,
     transpose_p,
 )
 
@@ -259,10 +260,13 @@ def split(a: Any, indices_or_sections: Any, axis: int = 0) -> list:
                 f"{indices_or_sections} equal sections"
             )
         step = n // indices_or_sections
-        bounds = list(range(0, n + 1, step))
+        bounds = [i * step for i in range(int(indices_or_sections) + 1)]
     else:
         bounds = [0, *[int(i) for i in indices_or_sections], n]
-    pre = (slice(None),) * ax
+    cuts = [min(max(b + n if b < 0 else b, 0), n) for b in bounds[1:-1]]   # slice semantics
+    if all(lo <= hi for lo, hi in zip([0, *cuts], [*cuts, n], strict=True)):  # a tiling
+        return list(split_p.bind(a, axis=ax, bounds=(0, *cuts, n)))
+    pre = (slice(None),) * ax                      # overlapping pieces (decreasing indices)
     pairs = zip(bounds[:-1], bounds[1:], strict=True)
     return [getitem_p.bind(a, idx=pre + (slice(lo, hi),)) for lo, hi in pairs]
 

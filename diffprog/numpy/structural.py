@@ -24,6 +24,7 @@ __all__ = [
     "index_add_p",
     "index_set_p",
     "concatenate_p",
+    "split_p",
     "pad_p",
     "select_p",
     "convert_p",
@@ -346,6 +347,37 @@ def _concat_jvp(primals, tangents, ans, *, axis):
 
 
 concatenate_p = Primitive("concatenate", _concat_impl, jvp=_concat_jvp, transpose=_concat_t)
+
+
+# ----------------------------------------------------------------------------- split
+def _split_impl(x, *, axis, bounds):
+    pre = (slice(None),) * axis
+    return tuple(x[pre + (slice(lo, hi),)] for lo, hi in zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def _split_t(cts, x, *, axis, bounds):
+    shape = list(shape_of(x))
+    parts = []
+    for c, lo, hi in zip(cts, bounds[:-1], bounds[1:], strict=True):
+        if c is None:                       # a symbolic-zero cotangent
+            shape[axis] = hi - lo
+            c = np.zeros(tuple(shape), dtype_of(x))
+        parts.append(c)
+    return (concatenate_p.bind(*parts, axis=axis),)
+
+
+def _split_batch(args, dims, *, axis, bounds):
+    d = dims[0]
+    return split_p.bind(args[0], axis=axis + (d <= axis), bounds=bounds), (d,) * (len(bounds) - 1)
+
+
+#: ``split_p(x, axis, bounds) = (x[..., b₀:b₁, ...], …)``: the pieces ``bounds[i]:bounds[i+1]``
+#: (``0 = b₀ ≤ b₁ ≤ … = x.shape[axis]``) along ``axis`` as views. Linear; its transpose is one
+#: ``concatenate`` of the pieces' cotangents (the slices of ``getitem`` would each scatter into
+#: a zero array of ``x``'s shape).
+split_p = Primitive("split", _split_impl, transpose=_split_t, multiple_results=True)
+split_p.jvp = lambda primals, tangents, ans, **params: split_p.bind(tangents[0], **params)
+split_p.batch = _split_batch
 
 
 # ----------------------------------------------------------------------------- pad (zeros)

@@ -151,3 +151,123 @@ def test_random_permutations_of_products_match_numpy(dims, perm, merge, use_floa
     assert got.dtype == dtype and got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=1e-5 if use_float32 else 1e-12,
                                atol=1e-5 if use_float32 else 1e-12)
+
+
+# ----------------------------------------------------------------------- concatenation elided
+def _compiled(jitted, *args):
+    from diffprog.core.jit import compile_program
+
+    return compile_program(jitted._entry_for(args, {}).program)
+
+
+def test_a_concatenation_of_fresh_pieces_is_written_by_its_producers():
+    """``concatenate([x·2, sin(y), x + 1])``: the three ufuncs write into slices of one buffer
+    allocated before the first of them; the concatenation is that buffer."""
+    x, y = RNG.normal(size=(3, 2)), RNG.normal(size=(3, 4))
+    f = lambda x, y: dnp.concatenate([x * 2.0, dnp.sin(y), x + 1.0], axis=1)  # noqa: E731
+    j = diffprog.jit(f)
+    got = j(x, y)
+    np.testing.assert_array_equal(got, np.hstack([x * 2.0, np.sin(y), x + 1.0]))
+    assert got.flags.c_contiguous and got.flags.owndata
+    compiled = _compiled(j, x, y)
+    assert [len(p) for p in compiled.concats.values()] == [3]
+    assert "out=b" in compiled.source and "np.concatenate" not in compiled.source
+
+
+@pytest.mark.parametrize("case", ["input", "read_elsewhere", "repeated", "output"])
+def test_concatenations_whose_pieces_live_on_are_copied(case):
+    """A piece that is an argument, is read by another equation, appears twice, or is itself
+    returned keeps its own buffer: the concatenation copies (and the values stay right)."""
+    x = RNG.normal(size=(4, 3))
+    fs = {
+        "input": lambda x: dnp.concatenate([x, dnp.exp(x)]),
+        "read_elsewhere": lambda x: dnp.concatenate([dnp.exp(x), dnp.cos(x)]) * dnp.sum(
+            dnp.exp(x)),
+        "repeated": lambda x: (lambda e: dnp.concatenate([e, e]))(dnp.exp(x)),
+        "output": lambda x: (lambda e: (dnp.concatenate([e, dnp.cos(x)]), e))(dnp.exp(x)),
+    }
+    expected = {
+        "input": np.vstack([x, np.exp(x)]),
+        "read_elsewhere": np.vstack([np.exp(x), np.cos(x)]) * np.exp(x).sum(),
+        "repeated": np.vstack([np.exp(x), np.exp(x)]),
+        "output": (np.vstack([np.exp(x), np.cos(x)]), np.exp(x)),
+    }[case]
+    j = diffprog.jit(fs[case])
+    got = j(x)
+    if case == "output":
+        np.testing.assert_allclose(got[0], expected[0], rtol=1e-15)
+        np.testing.assert_allclose(got[1], expected[1], rtol=1e-15)
+    else:
+        np.testing.assert_allclose(got, expected, rtol=1e-15)
+    assert _compiled(j, x).concats == {}
+
+
+def test_attention_backward_writes_dq_dk_dv_into_the_cotangent_of_one_projection():
+    """Self-attention projects with one product ``x [W_q·s | W_k | W_v]`` split three ways; the
+    split's transpose concatenates ``dQ, dK, dV``, which the jitted backward pass writes
+    straight into one buffer (the three head-merging products). The gradients equal those of
+    the per-head loop (three separate projections, Algorithm 4.2) and finite differences."""
+    mha = MultiHeadAttention.init(2, 12, 3, use_bias=True)
+    mha = mha.replace(q_proj=mha.q_proj.replace(b=RNG.normal(size=12)),
+                      k_proj=mha.k_proj.replace(b=RNG.normal(size=12)))
+    x = RNG.normal(size=(2, 5, 12))
+    mask = causal_mask(5)
+
+    def loss(m, x, impl="batched"):
+        return dnp.sum(dnp.tanh(m(x, mask=mask, impl=impl)) ** 2)
+
+    jitted = diffprog.jit(diffprog.grad(loss, argnums=(0, 1)))
+    jit_m, jit_x = jitted(mha, x)
+    loop_m, loop_x = diffprog.grad(lambda m, x: loss(m, x, "loop"), argnums=(0, 1))(mha, x)
+    np.testing.assert_allclose(jit_x, loop_x, rtol=1e-10, atol=1e-12)
+    for e, g in zip(diffprog.tree_leaves(loop_m), diffprog.tree_leaves(jit_m), strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-12)
+    compiled = _compiled(jitted, mha, x)
+    (pieces,) = compiled.concats.values()
+    assert len(pieces) == 3 and all(p in compiled.layout_chains for p, _ in pieces)
+    h = 1e-6
+    d = RNG.normal(size=x.shape)
+    fd = (loss(mha, x + h * d) - loss(mha, x - h * d)) / (2 * h)
+    assert np.sum(jit_x * d) == pytest.approx(fd, rel=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 3), st.integers(0, 2), st.lists(st.integers(0, 3), min_size=2,
+                                                      max_size=4), st.booleans())
+def test_random_concatenations_of_products_and_ufuncs_match_numpy(b, axis, sizes, use_float32):
+    """Pieces of random sizes along a random axis, each a head-merged product (a layout chain:
+    ``(b, n, h·2) → (b, h, n, 2)``, times the identity, heads merged back; where ``n, h > 1``,
+    so that the merge is not a plain reshape) or a ufunc, jitted, equal NumPy's concatenation
+    of the same pieces; every piece is written in place."""
+    dtype = np.float32 if use_float32 else np.float64
+    pieces = []
+    for s in sizes:
+        shape = [b, 3, 4]
+        shape[axis] = 2 * s if axis == 2 else s
+        pieces.append(RNG.normal(size=shape).astype(dtype))
+    eye = np.eye(2, dtype=dtype)
+
+    def f(*ps):
+        out = []
+        for i, p in enumerate(ps):
+            if _as_product(i, p):
+                m, n, d = p.shape
+                heads = dnp.transpose(dnp.reshape(p, (m, n, d // 2, 2)), (0, 2, 1, 3))
+                prod = dnp.matmul(heads, np.broadcast_to(eye, (m, d // 2, 2, 2)))
+                out.append(dnp.reshape(dnp.transpose(prod, (0, 2, 1, 3)), (m, n, d)))
+            else:
+                out.append(dnp.exp(p))
+        return dnp.concatenate(out, axis=axis)
+
+    expected = np.concatenate([p if _as_product(i, p) else np.exp(p)
+                               for i, p in enumerate(pieces)], axis=axis)
+    j = diffprog.jit(f)
+    got = j(*pieces)
+    assert got.dtype == dtype and got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-6 if use_float32 else 1e-14)
+    if expected.size:
+        assert [len(p) for p in _compiled(j, *pieces).concats.values()] == [len(pieces)]
+
+
+def _as_product(i, p):
+    return i % 2 == 0 and p.shape[0] > 0 and p.shape[1] > 1 and p.shape[2] > 2

@@ -334,8 +334,12 @@ case("getitem", "tile_repeat", lambda x: dnp.tile(x, (2, 1)) + dnp.repeat(x, 2, 
 case("getitem", "diagonal_trace",
      lambda x: dnp.diagonal(x) * dnp.trace(x) + dnp.diagonal(x, 1).sum(),
      args_of(uni(-1, 1, (3, 3))))
-case("getitem", "split", lambda x: dnp.split(x, 3, axis=1)[1] * dnp.split(x, [1], axis=1)[0],
-     args_of(uni(-1, 1)))
+case("split", "sections_and_indices",
+     lambda x: dnp.split(x, 3, axis=1)[1] * dnp.split(x, [1], axis=1)[0], args_of(uni(-1, 1)))
+case("split", "unused_piece", lambda x: dnp.sin(dnp.split(x, [1, 3], axis=-1)[0]) ** 2,
+     args_of(uni(-1, 1, (2, 4))))
+case("getitem", "split_overlapping", lambda x: dnp.split(x, [3, 1], axis=1)[2] * x[:, :3],
+     args_of(uni(-1, 1, (2, 4))))
 case("getitem", "pad_modes",
      lambda x: dnp.pad(x, 1, mode="edge") + dnp.pad(x, 1, mode="reflect")
      + dnp.pad(x, 1, mode="wrap") + dnp.pad(x, 1, mode="symmetric"),
