@@ -264,6 +264,9 @@ class MultiHeadAttention(Module):
     The head projections are stored stacked: ``q_proj.W ∈ ℝ^{D×H·Dk}`` holds ``W_1^Q … W_H^Q``
     side by side, ``o_proj.W ∈ ℝ^{H·Dv×D}`` is ``W^O``. With ``rope=True`` the queries and keys of
     every head are rotated by RoPE *after* the projections (book §4.8.7); values are not rotated.
+    Self-attention computes the three projections as one product ``X [W^Q·s | W^K | W^V]`` split
+    three ways (same values; one larger matrix product, and under :func:`diffprog.jit` a backward
+    pass that writes ``dQ, dK, dV`` straight into that product's cotangent).
 
     Example::
 

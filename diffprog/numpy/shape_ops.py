@@ -248,8 +248,13 @@ def vstack(arrays: Sequence[Any]) -> Any:
 
 
 def split(a: Any, indices_or_sections: Any, axis: int = 0) -> list:
-    """``numpy.split`` into views (slices). Example: ``len(split(np.ones(4), 2))`` → 2. Book §2.3.3
-    (a linear map; its adjoint is its transpose rule, §8.4.4)."""
+    """``numpy.split`` into views (slices). Book §2.3.3 (a linear map; its adjoint is its
+    transpose rule, §8.4.4): pieces that tile the axis are the results of one primitive,
+    ``split_p``, whose transpose is one ``concatenate`` of the pieces' cotangents (which
+    :func:`diffprog.jit` then has their producers write in place); overlapping pieces
+    (decreasing indices) are slices.
+
+    Example: ``[p.shape for p in split(np.ones(5), [2])]`` → ``[(2,), (3,)]``."""
     s = shape_of(a)
     ax = _ax(axis, len(s), "split")
     n = s[ax]
