@@ -271,3 +271,23 @@ def test_random_concatenations_of_products_and_ufuncs_match_numpy(b, axis, sizes
 
 def _as_product(i, p):
     return i % 2 == 0 and p.shape[0] > 0 and p.shape[1] > 1 and p.shape[2] > 2
+
+
+def test_concatenation_elided_inside_a_compiled_scan_body():
+    """A scan body is compiled like any program: its concatenation of fresh pieces is written
+    in place at every step, and the carried and stacked values equal a NumPy loop."""
+    xs = RNG.normal(size=(5, 3))
+
+    def f(xs):
+        def body(c, x):
+            y = dnp.concatenate([dnp.sin(x), dnp.cos(x) * c])
+            return c + dnp.sum(y), y
+        return diffprog.scan(body, 0.0, xs)
+
+    c, ys = 0.0, []
+    for x in xs:
+        y = np.concatenate([np.sin(x), np.cos(x) * c])
+        c, ys = c + y.sum(), ys + [y]
+    got_c, got_ys = diffprog.jit(f)(xs)
+    assert got_c == pytest.approx(c, rel=1e-13)
+    np.testing.assert_allclose(got_ys, np.stack(ys), rtol=1e-13)
