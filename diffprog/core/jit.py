@@ -192,12 +192,14 @@ def compile_program(prog: Program) -> Callable:
     # liveness: free each intermediate right after its last use (book §8.1: memory is what the
     # remaining steps still need)
     last_use: dict = {}
+    readers: dict = {}               # variable -> how many equations read it
     for k, eq in enumerate(prog.eqns):
         used: set = {a for a in eq.inputs if type(a) is Var}
         if eq.dynamic:
             _collect_vars(eq.params, used)
         for v in used:
             last_use[v] = k
+            readers[v] = readers.get(v, 0) + 1
     outputs = {o for o in prog.outputs if type(o) is Var}
     dying: dict = {}
     for v, k in last_use.items():
@@ -206,7 +208,7 @@ def compile_program(prog: Program) -> Callable:
     inplace = _inplace_plan(prog, last_use, outputs)
     chains = layout_chains(prog, outputs, last_use)
     skipped = {i for c in chains.values() for i in c[1]}
-    concats = concat_targets(prog, chains, inplace, outputs, last_use)
+    concats = concat_targets(prog, chains, inplace, outputs, readers)
     allocate: dict = {}              # first producer -> the concatenation allocated before it
     out_kw: dict = {}                # producer -> "out=" its slice of the concatenation
     for ck, pieces in concats.items():
@@ -241,8 +243,6 @@ def compile_program(prog: Program) -> Callable:
             parts = [atom(a) for a in eq.inputs]
             if k in inplace:
                 parts.append(f"out={names[inplace[k]]}")
-            elif k in out_kw:
-                parts.append(out_kw[k])
             call = f"{fn}({', '.join(parts)})"
         else:
             fn = const(impl)

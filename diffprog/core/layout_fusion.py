@@ -123,33 +123,16 @@ def _reshapes_as_view(view: np.ndarray, shape: tuple) -> bool:
     return r.size == 0 or np.shares_memory(r, view)
 
 
-def _param_vars(v) -> list:
-    """The variables inside a (nested) parameter value."""
-    if type(v) is Var:
-        return [v]
-    if type(v) in (tuple, list):
-        return [x for e in v for x in _param_vars(e)]
-    if type(v) is dict:
-        return [x for e in v.values() for x in _param_vars(e)]
-    return []
-
-
-def concat_targets(prog, chains: dict, inplace: dict, outputs: set, last_use: dict) -> dict:
+def concat_targets(prog, chains: dict, inplace: dict, outputs: set, readers: dict) -> dict:
     """(Used by :func:`diffprog.core.jit.compile_program`.)
     ``{k: [(producer equation index, slice index), ...]}`` for every ``concatenate`` equation
-    ``k`` that can be elided: each input is a variable used by this equation only (not an
-    output, not repeated) of the concatenation's dtype, computed either by a layout chain of
-    ``chains`` (its final variable; the permuted buffer of its product must be a view of the
-    slice) or by a single-output NumPy ufunc without parameters that does not already write
-    into an input (``inplace``). The producers then write into slices of one buffer allocated
+    ``k`` that can be elided: each input is a variable of the concatenation's dtype that this
+    equation alone reads (``readers`` counts the equations reading each variable), not an
+    output and not repeated, computed either by a layout chain of ``chains`` (its final
+    variable; the permuted buffer of its product must be a view of the slice) or by a
+    single-output NumPy ufunc without parameters that does not already write into an input
+    (``inplace``). The producers then write into slices of one buffer allocated
     before the first of them, and the concatenation is that buffer."""
-    uses: dict = {}
-    for eq in prog.eqns:
-        read = [a for a in eq.inputs if type(a) is Var]
-        if eq.dynamic:                            # parameters holding variables read them too
-            read += _param_vars(eq.params)
-        for a in read:
-            uses[a] = uses.get(a, 0) + 1
     maker: dict = {}
     for k, (final, _, perm, swap, shape) in chains.items():
         maker[final] = (k, perm, shape, swap)
@@ -171,9 +154,8 @@ def concat_targets(prog, chains: dict, inplace: dict, outputs: set, last_use: di
         pieces, start = [], 0
         for a in eq.inputs:
             v = getattr(a, "value", None)
-            if (type(a) is not Var or a in outputs or uses.get(a) != 1 or last_use.get(a) != k
-                    or a not in maker or not isinstance(v, np.ndarray) or v.dtype != y.dtype
-                    or v.ndim != y.ndim):
+            if (type(a) is not Var or a in outputs or readers.get(a) != 1 or a not in maker
+                    or not isinstance(v, np.ndarray) or v.dtype != y.dtype or v.ndim != y.ndim):
                 break
             idx = (slice(None),) * axis + (slice(start, start + v.shape[axis]),)
             start += v.shape[axis]

@@ -259,6 +259,9 @@ def split(a: Any, indices_or_sections: Any, axis: int = 0) -> list:
     ax = _ax(axis, len(s), "split")
     n = s[ax]
     if isinstance(indices_or_sections, (int, np.integer)):
+        if indices_or_sections < 1:
+            raise ValueError(f"split: argument 'indices_or_sections' must be a positive number "
+                             f"of sections or a list of indices, got {indices_or_sections}")
         if n % indices_or_sections:
             raise ValueError(
                 f"split: array of size {n} along axis {ax} does not split into "

@@ -29,6 +29,9 @@ def test_equal_sections_including_an_empty_axis():
     assert [p.shape for p in dnp.split(np.ones((0, 2)), 3)] == [(0, 2)] * 3
     with pytest.raises(ValueError, match="split: array of size 5 along axis 0"):
         dnp.split(np.ones(5), 2)
+    with pytest.raises(ValueError, match="split: argument 'indices_or_sections' must be a "
+                                         "positive number of sections"):
+        dnp.split(np.ones(4), 0)
 
 
 def test_gradient_is_one_concatenation_of_the_pieces_cotangents():
